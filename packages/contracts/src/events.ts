@@ -1,0 +1,177 @@
+import { z } from 'zod';
+import { envelopeBase } from './envelope.js';
+import { address, direction, route, smtpReply, storeRef } from './common.js';
+
+// ---------------------------------------------------------------------------------------------
+// message.accepted — ingress stored the message and answers 250 once this is confirmed.
+// ---------------------------------------------------------------------------------------------
+export const messageAcceptedPayload = z.object({
+  messageId: z.string().uuid(),
+  tenantId: z.string().uuid(),
+  direction,
+  store: storeRef,
+  mailFrom: address,
+  rcptTo: z.array(address).min(1),
+  client: z.object({
+    ip: z.string(),
+    helo: z.string(),
+    /** Reverse DNS name of the client, when the resolver gave one. */
+    ptr: z.string().nullable(),
+    tls: z.object({ protocol: z.string(), cipher: z.string() }).nullable(),
+  }),
+  size: z.number().int().nonnegative(),
+  /** sha256 (hex) of the bytes the client sent, before any header Moat prepends. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Header lines Moat prepends on delivery (Received), CRLF-terminated. */
+  prependHeaders: z.string(),
+  receivedAt: z.string().datetime({ offset: true }),
+});
+export type MessageAcceptedPayload = z.infer<typeof messageAcceptedPayload>;
+
+// ---------------------------------------------------------------------------------------------
+// message.filtered — the filter's verdict. Closed vocabulary: deliver | quarantine | reject.
+// ---------------------------------------------------------------------------------------------
+export const verdict = z.enum(['deliver', 'quarantine', 'reject']);
+export type Verdict = z.infer<typeof verdict>;
+
+export const checkResult = z.object({
+  check: z.string(),
+  result: z.enum(['pass', 'fail', 'skip', 'error', 'neutral', 'none', 'softfail', 'temperror', 'permerror', 'policy']),
+  reason: z.string(),
+});
+export type CheckResult = z.infer<typeof checkResult>;
+
+export const messageFilteredPayload = messageAcceptedPayload.extend({
+  verdict,
+  score: z.number(),
+  reasons: z.array(z.string()),
+  checks: z.array(checkResult),
+  /** The Authentication-Results header value Moat computed (RFC 8601). */
+  authResults: z.string(),
+  /** Headers read from the message, for the archive and tracking (never re-parse the body). */
+  headers: z.object({
+    from: z.string().nullable(),
+    to: z.string().nullable(),
+    subject: z.string().nullable(),
+    date: z.string().nullable(),
+    messageIdHeader: z.string().nullable(),
+  }),
+});
+export type MessageFilteredPayload = z.infer<typeof messageFilteredPayload>;
+
+// ---------------------------------------------------------------------------------------------
+// delivery.requested.<pool> — one SMTP transaction to one destination, for some recipients.
+// ---------------------------------------------------------------------------------------------
+export const deliveryRequestedPayload = z.object({
+  deliveryId: z.string().uuid(),
+  /** Attempt number, from 1. The sender claims (deliveryId, attempt) once. */
+  attempt: z.number().int().min(1),
+  messageId: z.string().uuid(),
+  tenantId: z.string().uuid(),
+  store: storeRef,
+  pool: z.string(),
+  /** Stable key of the destination (its route set), used for connection reuse and health. */
+  destination: z.string(),
+  routes: z.array(route).min(1),
+  mailFrom: address,
+  rcptTo: z.array(address).min(1),
+  prependHeaders: z.string(),
+  size: z.number().int().nonnegative(),
+});
+export type DeliveryRequestedPayload = z.infer<typeof deliveryRequestedPayload>;
+
+// ---------------------------------------------------------------------------------------------
+// delivery.result — what happened to each recipient of one attempt.
+// ---------------------------------------------------------------------------------------------
+export const recipientOutcome = z.enum(['delivered', 'deferred', 'failed']);
+export type RecipientOutcome = z.infer<typeof recipientOutcome>;
+
+export const recipientResult = z.object({
+  rcpt: address,
+  outcome: recipientOutcome,
+  reply: smtpReply,
+});
+export type RecipientResult = z.infer<typeof recipientResult>;
+
+export const deliveryResultPayload = z.object({
+  deliveryId: z.string().uuid(),
+  attempt: z.number().int().min(1),
+  messageId: z.string().uuid(),
+  tenantId: z.string().uuid(),
+  pool: z.string(),
+  destination: z.string(),
+  sourceIp: z.string().nullable(),
+  /** The host:port that answered (or the last one tried). */
+  remoteHost: z.string().nullable(),
+  tls: z.boolean(),
+  startedAt: z.string().datetime({ offset: true }),
+  finishedAt: z.string().datetime({ offset: true }),
+  recipients: z.array(recipientResult).min(1),
+  /** Why the transaction failed as a whole (connection refused, timeout…), when it did. */
+  error: z.string().nullable(),
+});
+export type DeliveryResultPayload = z.infer<typeof deliveryResultPayload>;
+
+// ---------------------------------------------------------------------------------------------
+// message.event — anything else tracking must show (routing decisions, final fates, rejections).
+// ---------------------------------------------------------------------------------------------
+export const trackingKind = z.enum(['routed', 'retry_scheduled', 'failed', 'bounced', 'quarantined', 'rejected', 'archived', 'parked', 'expired']);
+export type TrackingKind = z.infer<typeof trackingKind>;
+
+export const messageEventPayload = z.object({
+  messageId: z.string().uuid(),
+  tenantId: z.string().uuid().nullable(),
+  kind: trackingKind,
+  rcpt: z.array(address).default([]),
+  detail: z.record(z.string(), z.unknown()).default({}),
+});
+export type MessageEventPayload = z.infer<typeof messageEventPayload>;
+
+// ---------------------------------------------------------------------------------------------
+// The catalog: type name → schema. Consumers parse at the boundary with `parseEvent`.
+// ---------------------------------------------------------------------------------------------
+export const eventSchemas = {
+  'message.accepted': envelopeBase.extend({ type: z.literal('message.accepted'), payload: messageAcceptedPayload }),
+  'message.filtered': envelopeBase.extend({ type: z.literal('message.filtered'), payload: messageFilteredPayload }),
+  'delivery.requested': envelopeBase.extend({ type: z.literal('delivery.requested'), payload: deliveryRequestedPayload }),
+  'delivery.result': envelopeBase.extend({ type: z.literal('delivery.result'), payload: deliveryResultPayload }),
+  'message.event': envelopeBase.extend({ type: z.literal('message.event'), payload: messageEventPayload }),
+} as const;
+
+export type EventType = keyof typeof eventSchemas;
+export type EventOf<T extends EventType> = z.infer<(typeof eventSchemas)[T]>;
+export type PayloadOf<T extends EventType> = EventOf<T>['payload'];
+export type AnyEvent = { [K in EventType]: EventOf<K> }[EventType];
+
+export const anyEvent = z.discriminatedUnion('type', [
+  eventSchemas['message.accepted'],
+  eventSchemas['message.filtered'],
+  eventSchemas['delivery.requested'],
+  eventSchemas['delivery.result'],
+  eventSchemas['message.event'],
+]);
+
+export class EventParseError extends Error {
+  override readonly name = 'EventParseError';
+  constructor(
+    message: string,
+    readonly issues: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/** Parse raw bytes from the broker into a typed event, or throw EventParseError (→ parking). */
+export function parseEvent(body: Buffer | string): AnyEvent {
+  let json: unknown;
+  try {
+    json = JSON.parse(typeof body === 'string' ? body : body.toString('utf8'));
+  } catch (err) {
+    throw new EventParseError(`event body is not JSON: ${(err as Error).message}`, null);
+  }
+  const parsed = anyEvent.safeParse(json);
+  if (!parsed.success) {
+    throw new EventParseError(`event does not match any contract: ${parsed.error.message}`, parsed.error.issues);
+  }
+  return parsed.data as AnyEvent;
+}

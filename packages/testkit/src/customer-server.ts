@@ -1,0 +1,108 @@
+import { createHash } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+
+export interface Transaction {
+  mailFrom: string;
+  rcptTo: string[];
+  data: Buffer;
+  remoteAddress: string;
+  helo: string;
+  secure: boolean;
+  at: number;
+}
+
+export interface CustomerServerOptions {
+  /** Reply to RCPT for this address: return null to accept, or [code, text] to refuse. */
+  rcptReply?: (rcpt: string) => [number, string] | null;
+  /** Refuse clients whose address is not accepted (emulates a port-25 lock-down). */
+  allowClient?: (remoteAddress: string) => boolean;
+  /** Reply to DATA (after the body): null accepts with 250. */
+  dataReply?: (tx: Transaction) => [number, string] | null;
+  host?: string;
+}
+
+/**
+ * A real SMTP server playing the customer's mail server: it records every transaction (MAIL
+ * FROM, RCPT TOs, the exact bytes, the source address) so tests assert on what arrived.
+ */
+export class CustomerServer {
+  readonly transactions: Transaction[] = [];
+  private server: SMTPServer;
+  port = 0;
+  private readonly host: string;
+
+  constructor(private readonly opts: CustomerServerOptions = {}) {
+    this.host = opts.host ?? '127.0.0.1';
+    this.server = this.build();
+  }
+
+  private build(): SMTPServer {
+    return new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['AUTH', 'STARTTLS'],
+      disableReverseLookup: true,
+      logger: false,
+      size: 50 * 1024 * 1024,
+      onConnect: (session: SMTPServerSession, cb: (err?: Error | null) => void) => {
+        if (this.opts.allowClient && !this.opts.allowClient(session.remoteAddress)) {
+          const err = new Error('Access denied: your address is not allowed') as Error & { responseCode: number };
+          err.responseCode = 554;
+          return cb(err);
+        }
+        cb();
+      },
+      onRcptTo: (address, _session, cb) => {
+        const reply = this.opts.rcptReply?.(address.address) ?? null;
+        if (reply) {
+          const err = new Error(reply[1]) as Error & { responseCode: number };
+          err.responseCode = reply[0];
+          return cb(err);
+        }
+        cb();
+      },
+      onData: (stream, session, cb) => {
+        const chunks: Buffer[] = [];
+        stream.on('data', (c: Buffer) => chunks.push(c));
+        stream.on('end', () => {
+          const tx: Transaction = {
+            mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            rcptTo: session.envelope.rcptTo.map((r) => r.address),
+            data: Buffer.concat(chunks),
+            remoteAddress: session.remoteAddress,
+            helo: session.hostNameAppearsAs,
+            secure: session.secure,
+            at: Date.now(),
+          };
+          const reply = this.opts.dataReply?.(tx) ?? null;
+          if (reply) {
+            const err = new Error(reply[1]) as Error & { responseCode: number };
+            err.responseCode = reply[0];
+            return cb(err);
+          }
+          this.transactions.push(tx);
+          cb(null, `2.0.0 Ok: queued as ${createHash('sha1').update(tx.data).digest('hex').slice(0, 10)}`);
+        });
+      },
+    });
+  }
+
+  async start(port = 0): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, this.host, () => resolve());
+    });
+    this.port = (this.server.server.address() as AddressInfo).port;
+    return this.port;
+  }
+
+  /** Stops listening (the customer's server is down); restart() brings it back on the same port. */
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  async restart(): Promise<void> {
+    this.server = this.build();
+    await this.start(this.port);
+  }
+}

@@ -1,0 +1,4 @@
+export * from './env.js';
+export * from './customer-server.js';
+export * from './tcp-proxy.js';
+export * from './smtp-client.js';
