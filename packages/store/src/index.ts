@@ -4,3 +4,7 @@ export * from './crypto.js';
 export * from './message-store.js';
 export * from './tenants.js';
 export * from './api-keys.js';
+export * from './deliveries.js';
+export * from './tracking.js';
+export * from './archive.js';
+export * from './parked.js';
