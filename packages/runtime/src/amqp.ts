@@ -7,6 +7,7 @@ import {
   eventsExchange,
   parking,
   parseEvent,
+  queues,
   qualify,
   EventParseError,
   type AnyEvent,
@@ -155,6 +156,16 @@ export class Broker {
     const parkingQueue = qualify(this.opts.namespace, parking.queue);
     await ch.assertQueue(parkingQueue, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
     await ch.bindQueue(parkingQueue, this.parkingExchange, '#');
+    // The fixed consuming queues exist as soon as any service connects, so a publisher never
+    // sees its first messages returned as unroutable because a consumer has not started yet.
+    for (const policy of [queues.filter, queues.archive, queues.router, queues.tracker]) await this.declareQueue(ch, policy);
+  }
+
+  /** Declares a queue (e.g. a pool's sender queue) before publishing to it. */
+  async ensureQueue(policy: QueuePolicy): Promise<void> {
+    const ch = this.pub;
+    if (!ch) throw new MoatError('DEPENDENCY_UNAVAILABLE', 'broker not connected');
+    await this.declareQueue(ch, policy);
   }
 
   /** Declares a consuming queue with its policy: quorum, delivery limit, dead-lettering to parking. */

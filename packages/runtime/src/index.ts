@@ -8,3 +8,4 @@ export * from './health.js';
 export * from './shutdown.js';
 export * from './dns.js';
 export * from './service.js';
+export * from './ids.js';
