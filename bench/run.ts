@@ -1,0 +1,196 @@
+/**
+ * `pnpm bench`: starts the whole stack under the supervisor (isolated broker namespace, schema
+ * and Redis prefix), points a protected domain at a fast local sink, and drives real SMTP load:
+ * N messages over 20 sessions, 3 recipients each, at 4 KiB and 100 KiB; then a paced run.
+ * Prints accepted and delivered msg/s, end-to-end latency (sink arrival − send start) p50/p99,
+ * CPU per message and the peak RSS of each service.
+ *
+ * Options: --messages N (per size, default 3000) --sizes 4096,102400 --sessions 20 --rcpts 3
+ *          --paced-rate 100 --paced-seconds 15
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { Sink } from './sink.js';
+import { runLoad, type Sent } from './load.js';
+import { childProcesses, percentile, pidsOf, sample, type ProcSample } from './procs.js';
+
+const { values: args } = parseArgs({
+  options: {
+    messages: { type: 'string', default: '3000' },
+    sizes: { type: 'string', default: '4096,102400' },
+    sessions: { type: 'string', default: '20' },
+    rcpts: { type: 'string', default: '3' },
+    'paced-rate': { type: 'string', default: '100' },
+    'paced-seconds': { type: 'string', default: '15' },
+  },
+});
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitFor(fn: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await fn().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+interface RunResult {
+  label: string;
+  size: number;
+  messages: number;
+  acceptedPerSec: number;
+  deliveredPerSec: number;
+  p50: number;
+  p99: number;
+  refused: number;
+  lost: number;
+  duplicates: number;
+  cpuMsPerMessage: number;
+}
+
+async function main(): Promise<void> {
+  const id = `bench${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
+  const smtpPort = await freePort();
+  const httpPort = await freePort();
+  const token = `bench_${randomBytes(16).toString('hex')}`;
+  const sink = new Sink();
+  await sink.start();
+  const env = {
+    ...process.env,
+    MOAT_NAMESPACE: id,
+    MOAT_DB_SCHEMA: id,
+    MOAT_REDIS_PREFIX: `${id}:`,
+    MOAT_DATABASE_URL: process.env.MOAT_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    MOAT_MASTER_KEY: randomBytes(32).toString('base64'),
+    MOAT_BOOTSTRAP_TOKEN: token,
+    MOAT_DNS_MODE: 'static',
+    MOAT_SMTP_PORT: String(smtpPort),
+    MOAT_SMTP_HOST: '127.0.0.1',
+    MOAT_HTTP_PORT: String(httpPort),
+    MOAT_HTTP_HOST: '127.0.0.1',
+    MOAT_ADMIN_PORT_BASE: String(await freePort()),
+    MOAT_LOG_LEVEL: 'warn',
+    MOAT_REVERSE_DNS: 'false',
+  };
+  const supervisor: ChildProcess = spawn(process.execPath, ['services/supervisor/dist/main.js'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let supervisorOut = '';
+  supervisor.stdout!.on('data', (c: Buffer) => (supervisorOut = (supervisorOut + c.toString()).slice(-20_000)));
+  supervisor.stderr!.on('data', (c: Buffer) => (supervisorOut = (supervisorOut + c.toString()).slice(-20_000)));
+  const peak = new Map<string, ProcSample>();
+  const sampler = setInterval(() => {
+    for (const child of childProcesses(supervisor.pid!)) {
+      const s = sample(child.pid, child.name);
+      if (s && (peak.get(child.name)?.peakRssKiB ?? 0) <= s.peakRssKiB) peak.set(child.name, s);
+    }
+  }, 500);
+  const results: RunResult[] = [];
+  try {
+    const api = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`http://127.0.0.1:${httpPort}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
+      return { status: res.status, body: (await res.json().catch(() => null)) as any };
+    };
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200, 90_000, `the stack to be ready\n${supervisorOut}`);
+    await waitFor(async () => new Promise<boolean>((resolve) => net.connect(smtpPort, '127.0.0.1').once('connect', function (this: net.Socket) { this.destroy(); resolve(true); }).once('error', () => resolve(false))), 30_000, 'SMTP');
+    const tenant = await api('POST', '/api/v1/tenants', { name: 'Bench' });
+    const domain = `${id}.example`;
+    const d = await api('POST', `/api/v1/tenants/${tenant.body.id}/domains`, { name: domain, routes: [{ host: '127.0.0.1', port: sink.port, priority: 10 }] });
+    if (d.status !== 201) throw new Error(`provisioning failed: ${JSON.stringify(d.body)}`);
+    const rcpts = Array.from({ length: Number(args.rcpts) }, (_, i) => `user${i}@${domain}`);
+    const sessions = Number(args.sessions);
+    const total = Number(args.messages);
+
+    const cpuPids = () => [
+      ...childProcesses(supervisor.pid!).map((c) => c.pid),
+      ...pidsOf('beam.smp'),
+      ...pidsOf('postgres'),
+      ...pidsOf('redis-server'),
+    ];
+    const cpuNow = () => cpuPids().reduce((sum, pid) => sum + (sample(pid, '')?.cpuMs ?? 0), 0);
+
+    async function measure(label: string, size: number, count: number, ratePerSec?: number): Promise<RunResult> {
+      const prefix = `${label}-${size}-${randomBytes(3).toString('hex')}`;
+      const cpu0 = cpuNow();
+      const t0 = performance.now();
+      const sent = await runLoad({ port: smtpPort, total: count, sessions, rcpts, from: `bench@sender.test`, size, prefix, ...(ratePerSec ? { ratePerSec } : {}) });
+      const accepted = sent.filter((s) => s.code === 250);
+      const tAccepted = performance.now();
+      const deadline = Date.now() + 120_000;
+      const arrived = () => accepted.filter((s) => sink.arrivals.has(s.benchId)).length;
+      while (arrived() < accepted.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const arrivals = accepted.map((s) => sink.arrivals.get(s.benchId)).filter((a): a is NonNullable<typeof a> => !!a);
+      const lastArrival = Math.max(...arrivals.map((a) => a.at));
+      const latencies = accepted
+        .map((s: Sent) => (sink.arrivals.get(s.benchId)?.at ?? NaN) - s.startedAt)
+        .filter((x) => !Number.isNaN(x))
+        .sort((a, b) => a - b);
+      const cpu1 = cpuNow();
+      return {
+        label,
+        size,
+        messages: count,
+        acceptedPerSec: accepted.length / ((tAccepted - t0) / 1000),
+        deliveredPerSec: arrivals.length / ((lastArrival - t0) / 1000),
+        p50: percentile(latencies, 50),
+        p99: percentile(latencies, 99),
+        refused: sent.length - accepted.length,
+        lost: accepted.length - arrivals.length,
+        duplicates: arrivals.filter((a) => a.rcpts !== rcpts.length).length,
+        cpuMsPerMessage: (cpu1 - cpu0) / Math.max(1, arrivals.length),
+      };
+    }
+
+    // Warm-up: JIT, connection pools, caches.
+    await measure('warmup', 4096, 200);
+    for (const size of String(args.sizes).split(',').map(Number)) {
+      results.push(await measure('saturation', size, size > 50_000 ? Math.ceil(total / 3) : total));
+    }
+    const rate = Number(args['paced-rate']);
+    results.push(await measure(`paced ${rate}/s`, 4096, rate * Number(args['paced-seconds']), rate));
+  } finally {
+    clearInterval(sampler);
+    supervisor.kill('SIGTERM');
+    await new Promise((r) => supervisor.once('exit', r));
+    await sink.stop();
+    const client = new pg.Client({ connectionString: env.MOAT_DATABASE_URL });
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS "${id}" CASCADE`);
+    await client.end();
+  }
+
+  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  const lines = [
+    `Moat benchmark — ${new Date().toISOString()} — ${machine}`,
+    `${args.sessions} sessions, ${args.rcpts} recipients per message, everything on one machine`,
+    '',
+    'run                size     msgs  accepted/s  delivered/s  p50 ms  p99 ms  CPU ms/msg  refused  lost  dup',
+    ...results.map(
+      (r) =>
+        `${r.label.padEnd(18)} ${String(r.size).padStart(6)} ${String(r.messages).padStart(7)} ${r.acceptedPerSec.toFixed(0).padStart(11)} ${r.deliveredPerSec.toFixed(0).padStart(12)} ${r.p50.toFixed(1).padStart(7)} ${r.p99.toFixed(1).padStart(7)} ${r.cpuMsPerMessage.toFixed(2).padStart(11)} ${String(r.refused).padStart(8)} ${String(r.lost).padStart(5)} ${String(r.duplicates).padStart(4)}`,
+    ),
+    '',
+    'peak RSS per service (MiB): ' + [...peak.values()].map((s) => `${s.name} ${(s.peakRssKiB / 1024).toFixed(0)}`).join(', '),
+  ];
+  console.log(lines.join('\n'));
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync('bench/results/latest.json', JSON.stringify({ machine, results, peakRssMiB: Object.fromEntries([...peak.values()].map((s) => [s.name, s.peakRssKiB / 1024])) }, null, 2));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

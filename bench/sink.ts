@@ -1,0 +1,65 @@
+import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+
+export interface Arrival {
+  benchId: string;
+  rcpts: number;
+  at: number;
+  bytes: number;
+}
+
+/**
+ * A fast local sink playing the customer's server: it reads only as far as the X-Bench-Id header
+ * and records when each message arrived, so the benchmark measures Moat, not the sink.
+ */
+export class Sink {
+  readonly arrivals = new Map<string, Arrival>();
+  duplicates = 0;
+  transactions = 0;
+  private server: SMTPServer;
+  port = 0;
+
+  constructor() {
+    this.server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['AUTH', 'STARTTLS'],
+      disableReverseLookup: true,
+      logger: false,
+      maxClients: 1000,
+      size: 200 * 1024 * 1024,
+      onConnect: (session, cb) => {
+        cb();
+      },
+      onData: (stream, session, cb) => {
+        let head = '';
+        let bytes = 0;
+        stream.on('data', (chunk: Buffer) => {
+          bytes += chunk.length;
+          if (head.length < 8192) head += chunk.toString('latin1');
+        });
+        stream.on('end', () => {
+          const id = /X-Bench-Id: (\S+)/.exec(head)?.[1] ?? `unknown-${this.transactions}`;
+          this.transactions++;
+          const prev = this.arrivals.get(id);
+          if (prev) {
+            this.duplicates++;
+            prev.rcpts += session.envelope.rcptTo.length;
+          } else {
+            this.arrivals.set(id, { benchId: id, rcpts: session.envelope.rcptTo.length, at: performance.now(), bytes });
+          }
+          cb(null, '2.0.0 Ok: queued');
+        });
+      },
+    });
+  }
+
+  async start(): Promise<number> {
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', () => resolve()));
+    this.port = (this.server.server.address() as AddressInfo).port;
+    return this.port;
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
