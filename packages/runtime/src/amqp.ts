@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import amqp from 'amqplib';
 import type { ChannelModel, Channel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
-import { context, propagation, type Context } from '@opentelemetry/api';
+import { context, propagation, trace, SpanKind, SpanStatusCode, type Context } from '@opentelemetry/api';
 import {
   eventsExchange,
   parking,
@@ -197,13 +197,26 @@ export class Broker {
    * least one queue. Rejects with a MoatError otherwise (the caller decides: 451, retry, nack).
    */
   async publish(routingKey: string, event: AnyEvent, opts: { exchange?: string; traceContext?: Context } = {}): Promise<void> {
+    const parent = opts.traceContext ?? context.active();
+    const span = tracer.startSpan(`publish ${routingKey}`, { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'rabbitmq', 'messaging.destination.name': routingKey, 'moat.event.id': event.id } }, parent);
+    try {
+      await this.publishInContext(routingKey, event, trace.setSpan(parent, span), opts.exchange);
+    } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      throw err;
+    } finally {
+      span.end();
+    }
+  }
+
+  private async publishInContext(routingKey: string, event: AnyEvent, ctx: Context, exchangeName: string | undefined): Promise<void> {
     const ch = this.pub;
     if (!ch) throw new MoatError('DEPENDENCY_UNAVAILABLE', 'broker not connected');
     const headers: Record<string, string> = {};
-    propagation.inject(opts.traceContext ?? context.active(), headers);
+    propagation.inject(ctx, headers);
     const body = Buffer.from(JSON.stringify(event));
     const messageId = `${event.id}:${randomUUID()}`;
-    const exchange = opts.exchange ?? this.exchange;
+    const exchange = exchangeName ?? this.exchange;
     await new Promise<void>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => {
@@ -314,12 +327,16 @@ export class Broker {
       return;
     }
     const parent = propagation.extract(context.active(), msg.properties.headers ?? {});
+    const span = tracer.startSpan(`process ${event.type}`, { kind: SpanKind.CONSUMER, attributes: { 'messaging.system': 'rabbitmq', 'messaging.destination.name': reg.policy.name, 'moat.event.id': event.id } }, parent);
     try {
-      await context.with(parent, () =>
+      await context.with(trace.setSpan(parent, span), () =>
         withTimeout(reg.handler({ event, routingKey: msg.fields.routingKey, redelivered: msg.fields.redelivered, deliveryCount }), reg.policy.handlerTimeoutMs),
       );
       safe(() => ch.ack(msg));
+      span.end();
     } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      span.end();
       const permanent = err instanceof MoatError && err.permanent;
       if (permanent || err instanceof EventParseError) {
         this.opts.log.error({ err: (err as Error).message, eventId: event.id, type: event.type }, 'permanent failure; parking');
@@ -364,6 +381,8 @@ export class Broker {
     await ch.close().catch(() => {});
   }
 }
+
+const tracer = trace.getTracer('moat');
 
 function safe(fn: () => void): void {
   try {

@@ -38,6 +38,8 @@ export const baseConfigShape = {
   MOAT_ADMIN_HOST: z.string().default('127.0.0.1'),
   MOAT_SHUTDOWN_TIMEOUT_MS: envInt(100, 600_000).default(20_000),
   MOAT_DB_POOL_SIZE: envInt(1, 200).default(10),
+  /** OTLP endpoint for traces and metrics; unset turns OpenTelemetry off. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
 };
 export const baseConfigSchema = z.object(baseConfigShape);
 export type BaseConfig = z.infer<typeof baseConfigSchema>;

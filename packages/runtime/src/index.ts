@@ -9,3 +9,4 @@ export * from './shutdown.js';
 export * from './dns.js';
 export * from './service.js';
 export * from './ids.js';
+export * from './telemetry.js';

@@ -6,6 +6,7 @@ import { createLogger, type Logger } from './logger.js';
 import { createPgPool, type Pool } from './postgres.js';
 import { createRedis, type Redis } from './redis.js';
 import { Shutdown } from './shutdown.js';
+import { startTelemetry } from './telemetry.js';
 
 /** What a service's start() returns: stop() stops accepting, drains, and closes everything. */
 export interface RunningService {
@@ -93,9 +94,11 @@ export async function runMain<S extends z.ZodObject>(
   const log = createLogger(name, (config as unknown as BaseConfig).MOAT_LOG_LEVEL);
   const shutdown = new Shutdown(log, (config as unknown as BaseConfig).MOAT_SHUTDOWN_TIMEOUT_MS);
   shutdown.installSignalHandlers();
+  const stopTelemetry = startTelemetry(name, (config as unknown as BaseConfig).OTEL_EXPORTER_OTLP_ENDPOINT, log);
   try {
     const running = await start(config, log);
     shutdown.register('service', () => running.stop());
+    shutdown.register('telemetry', stopTelemetry);
     log.info('started');
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'failed to start');

@@ -1,0 +1,19 @@
+import { NodeSDK } from '@opentelemetry/sdk-node';
+import type { Logger } from './logger.js';
+
+/**
+ * OpenTelemetry start-up. Off unless an OTLP endpoint is configured (OTEL_EXPORTER_OTLP_ENDPOINT;
+ * the SDK reads the standard OTEL_* variables itself). Moat creates its own spans around every
+ * publish and every consumed event and carries W3C trace context in AMQP headers, so one trace
+ * spans ingress → filter → router → sender; with the SDK off those spans cost next to nothing.
+ * Returns the flush-and-stop function for the shutdown sequence.
+ */
+export function startTelemetry(service: string, endpoint: string | undefined, log: Logger): () => Promise<void> {
+  if (!endpoint) return async () => {};
+  const sdk = new NodeSDK({ serviceName: `moat-${service}` });
+  sdk.start();
+  log.info({ endpoint }, 'OpenTelemetry started');
+  return async () => {
+    await sdk.shutdown().catch((err: Error) => log.warn({ err: err.message }, 'telemetry flush failed'));
+  };
+}
