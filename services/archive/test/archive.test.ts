@@ -1,0 +1,188 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { routingKeys, type EventOf, type MessageFilteredPayload, type QueuePolicy } from '@moat/contracts';
+import { Broker, loadConfig } from '@moat/runtime';
+import { ArchiveRepository, archiveCursor } from '@moat/store';
+import { createTestEnv, eventually, silentLog, testPool, type TestEnv } from '@moat/testkit';
+import { archivedEventId, configSchema, start, type ArchiveService } from '../src/index.js';
+
+/** Observes the tracking events the archive publishes, as the tracker would. */
+const probe: QueuePolicy = { name: 'probe-events', bindings: [routingKeys.messageEvent], prefetch: 50, deliveryLimit: 5, handlerTimeoutMs: 10_000 };
+
+let t: TestEnv;
+let service: ArchiveService;
+let broker: Broker;
+let pool: pg.Pool;
+let archive: ArchiveRepository;
+const tracking: Array<EventOf<'message.event'>> = [];
+
+beforeAll(async () => {
+  t = await createTestEnv();
+  service = await start(loadConfig(configSchema, t.env), silentLog);
+  pool = testPool(t);
+  archive = new ArchiveRepository(pool);
+  broker = new Broker({ url: t.env.MOAT_AMQP_URL!, namespace: t.env.MOAT_NAMESPACE!, producer: 'archive-test', log: silentLog });
+  await broker.connect();
+  await broker.consume(probe, async ({ event }) => {
+    if (event.type === 'message.event') tracking.push(event);
+  });
+});
+
+afterAll(async () => {
+  await service?.stop();
+  await broker?.destroyNamespace(['filter', 'archive', 'router', 'tracker', probe.name]);
+  await broker?.close();
+  await pool?.end();
+  await t?.cleanup();
+});
+
+function filteredPayload(over: { tenantId: string; subject: string | null; receivedAt?: Date; from?: string; rcpt?: string }): MessageFilteredPayload {
+  const messageId = randomUUID();
+  const receivedAt = (over.receivedAt ?? new Date()).toISOString();
+  const rcpt = over.rcpt ?? 'bob@customer.test';
+  return {
+    messageId,
+    tenantId: over.tenantId,
+    direction: 'inbound',
+    store: { messageId, receivedAt },
+    mailFrom: 'bounces@sender.test',
+    rcptTo: [rcpt],
+    client: { ip: '127.0.0.1', helo: 'client.test', ptr: null, tls: null },
+    size: 1234,
+    sha256: 'a'.repeat(64),
+    prependHeaders: 'Received: by mx.moat.test; Mon, 1 Jan 2024 10:00:00 +0000\r\n',
+    receivedAt,
+    verdict: 'deliver',
+    score: 0,
+    reasons: [],
+    checks: [{ check: 'spf', result: 'pass', reason: 'test' }],
+    authResults: 'mx.moat.test; spf=pass smtp.mailfrom=bounces@sender.test',
+    headers: { from: over.from ?? 'Alice <alice@sender.test>', to: `<${rcpt}>`, subject: over.subject, date: 'Mon, 1 Jan 2024 10:00:00 +0000', messageIdHeader: `<${messageId}@sender.test>` },
+  };
+}
+
+async function rowsFor(messageId: string): Promise<Array<Record<string, unknown>>> {
+  return (await pool.query('SELECT * FROM archive_entries WHERE message_id = $1', [messageId])).rows;
+}
+
+describe('archive', () => {
+  it('when a filtered event arrives, then one archive entry holds its envelope, headers and verdict', async () => {
+    const tenantId = randomUUID();
+    const payload = filteredPayload({ tenantId, subject: 'Quarterly numbers for Q3' });
+    const event = broker.envelope('message.filtered', payload);
+    await broker.publish(routingKeys.messageFiltered, event);
+
+    const [row] = await eventually(async () => {
+      const rows = await rowsFor(payload.messageId);
+      return rows.length > 0 && rows;
+    });
+    expect(row).toMatchObject({
+      tenant_id: tenantId,
+      direction: 'inbound',
+      mail_from: 'bounces@sender.test',
+      rcpts: ['bob@customer.test'],
+      from_header: 'Alice <alice@sender.test>',
+      to_header: '<bob@customer.test>',
+      subject: 'Quarterly numbers for Q3',
+      date_header: 'Mon, 1 Jan 2024 10:00:00 +0000',
+      message_id_header: `<${payload.messageId}@sender.test>`,
+      size: 1234,
+      verdict: 'deliver',
+    });
+    expect((row!.received_at as Date).toISOString()).toBe(payload.receivedAt);
+
+    const archived = await eventually(() => tracking.find((e) => e.payload.messageId === payload.messageId));
+    expect(archived.id).toBe(archivedEventId(event.id));
+    expect(archived.payload).toMatchObject({ kind: 'archived', tenantId, rcpt: ['bob@customer.test'] });
+  });
+
+  it('when the same filtered event is delivered twice, then there is still one entry', async () => {
+    const payload = filteredPayload({ tenantId: randomUUID(), subject: 'twice' });
+    const event = broker.envelope('message.filtered', payload);
+    await broker.publish(routingKeys.messageFiltered, event);
+    await broker.publish(routingKeys.messageFiltered, event);
+
+    // Both deliveries are done once both tracking events are out (same id: the tracker collapses them).
+    const events = await eventually(() => {
+      const found = tracking.filter((e) => e.payload.messageId === payload.messageId);
+      return found.length >= 2 && found;
+    });
+    expect(events[1]!.id).toBe(events[0]!.id);
+    expect(await rowsFor(payload.messageId)).toHaveLength(1);
+  });
+
+  it('when searching by a subject word, then the tenant finds the message and other tenants do not', async () => {
+    const tenantId = randomUUID();
+    const payload = filteredPayload({ tenantId, subject: 'Invoice 4711 for October' });
+    await broker.publish(routingKeys.messageFiltered, broker.envelope('message.filtered', payload));
+    await eventually(async () => (await rowsFor(payload.messageId)).length > 0);
+
+    const found = await archive.search(tenantId, { q: 'invoice', limit: 10 });
+    expect(found.map((e) => e.messageId)).toEqual([payload.messageId]);
+    expect(found[0]).toMatchObject({ subject: 'Invoice 4711 for October', rcpts: ['bob@customer.test'], verdict: 'deliver', receivedAt: payload.receivedAt });
+    expect(await archive.search(tenantId, { q: 'october INVOICE', limit: 10 })).toHaveLength(1);
+    expect(await archive.search(tenantId, { q: 'receipt', limit: 10 })).toEqual([]);
+    expect(await archive.search(randomUUID(), { q: 'invoice', limit: 10 })).toEqual([]);
+  });
+});
+
+describe('ArchiveRepository', () => {
+  const entry = (tenantId: string, subject: string, receivedAt: Date, over: Partial<{ mailFrom: string; rcpts: string[]; fromHeader: string | null }> = {}) => ({
+    messageId: randomUUID(),
+    tenantId,
+    receivedAt: receivedAt.toISOString(),
+    direction: 'inbound' as const,
+    mailFrom: over.mailFrom ?? 'a@sender.test',
+    rcpts: over.rcpts ?? ['bob@customer.test'],
+    fromHeader: over.fromHeader ?? null,
+    toHeader: null,
+    subject,
+    dateHeader: null,
+    messageIdHeader: null,
+    size: 10,
+    verdict: 'deliver' as const,
+  });
+
+  it('when an entry is recorded twice, then the second record reports it was already there', async () => {
+    const e = entry(randomUUID(), 'once', new Date());
+    expect(await archive.record(e)).toBe(true);
+    expect(await archive.record({ ...e, subject: 'changed' })).toBe(false);
+    expect((await archive.get(e.tenantId, e.messageId))!.subject).toBe('once');
+  });
+
+  it('when searching without words, then entries come newest first and the cursor pages through them', async () => {
+    const tenantId = randomUUID();
+    const base = Date.parse('2024-03-01T12:00:00Z');
+    // Two entries share a timestamp: the cursor must neither skip nor repeat one of them.
+    const entries = [entry(tenantId, 'm0', new Date(base)), entry(tenantId, 'm1', new Date(base + 1000)), entry(tenantId, 'm2', new Date(base + 1000)), entry(tenantId, 'm3', new Date(base + 2000))];
+    for (const e of entries) await archive.record(e);
+
+    const first = await archive.search(tenantId, { limit: 2 });
+    const second = await archive.search(tenantId, { limit: 2, before: archiveCursor(first[1]!) });
+    const third = await archive.search(tenantId, { limit: 2, before: archiveCursor(second[1]!) });
+    const seen = [...first, ...second, ...third].map((e) => e.subject);
+    expect(seen).toHaveLength(4);
+    expect(new Set(seen)).toEqual(new Set(['m0', 'm1', 'm2', 'm3']));
+    expect(seen[0]).toBe('m3');
+    expect(seen[3]).toBe('m0');
+    expect(third).toHaveLength(0);
+  });
+
+  it('when the words match the sender, a recipient or the From header, then the entry is found', async () => {
+    const tenantId = randomUUID();
+    await archive.record(entry(tenantId, 'hello', new Date(), { mailFrom: 'news@shop.test', rcpts: ['carol@customer.test', 'dave@customer.test'], fromHeader: 'Shop Team <news@shop.test>' }));
+    expect(await archive.search(tenantId, { q: 'dave@customer', limit: 5 })).toHaveLength(1);
+    expect(await archive.search(tenantId, { q: 'shop team', limit: 5 })).toHaveLength(1);
+    expect(await archive.search(tenantId, { q: 'news@shop.test', limit: 5 })).toHaveLength(1);
+  });
+
+  it('when the query contains LIKE wildcards, then they match only themselves', async () => {
+    const tenantId = randomUUID();
+    await archive.record(entry(tenantId, 'discount 100% off', new Date()));
+    await archive.record(entry(tenantId, 'plain subject', new Date()));
+    expect((await archive.search(tenantId, { q: '100%', limit: 5 })).map((e) => e.subject)).toEqual(['discount 100% off']);
+    expect(await archive.search(tenantId, { q: '%', limit: 5 })).toHaveLength(1);
+    expect(await archive.search(tenantId, { q: '_', limit: 5 })).toHaveLength(0);
+  });
+});

@@ -1,0 +1,27 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import { queues } from '@moat/contracts';
+import { baseConfigShape, dnsConfigShape, envInt, masterKeyShape } from '@moat/runtime';
+
+/** The four authentication checks run one after another (DKIM and SPF side by side), and all
+ * must end inside the filter queue's handler timeout with room to spare, or a slow sender's DNS
+ * would turn into endless redeliveries instead of a temperror result. */
+const maxCheckTimeoutMs = Math.floor((queues.filter.handlerTimeoutMs - 10_000) / 4);
+
+export const configSchema = z.object({
+  ...baseConfigShape,
+  ...masterKeyShape,
+  ...dnsConfigShape,
+  /**
+   * The authserv-id of the Authentication-Results header (RFC 8601 §2.5): the name downstream
+   * servers use to recognise results Moat computed. Defaults to the machine's host name.
+   */
+  MOAT_FILTER_AUTHSERV_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$/, 'must be a host name (letters, digits, dots, hyphens)')
+    .default(() => hostname()),
+  /** Bound on each check (DKIM, SPF, ARC, DMARC); a check that takes longer is a temperror. */
+  MOAT_FILTER_CHECK_TIMEOUT_MS: envInt(100, maxCheckTimeoutMs).default(10_000),
+});
+
+export type Config = z.infer<typeof configSchema>;

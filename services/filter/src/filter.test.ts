@@ -1,0 +1,78 @@
+import { randomUUID } from 'node:crypto';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import type { AnyEvent } from '@moat/contracts';
+import { MoatError, PermanentFailure, staticResolver } from '@moat/runtime';
+import { filteredEventId, MessageFilter } from './filter.js';
+
+const log = pino({ level: 'silent' });
+const raw = Buffer.from('From: <a@example.test>\r\nSubject: hi\r\n\r\nbody\r\n');
+
+function acceptedEvent(): AnyEvent {
+  const messageId = randomUUID();
+  const receivedAt = new Date().toISOString();
+  return {
+    v: 1,
+    id: randomUUID(),
+    type: 'message.accepted',
+    occurredAt: receivedAt,
+    producer: 'ingress',
+    payload: {
+      messageId,
+      tenantId: randomUUID(),
+      direction: 'inbound',
+      store: { messageId, receivedAt },
+      mailFrom: 'a@example.test',
+      rcptTo: ['b@customer.test'],
+      client: { ip: '127.0.0.1', helo: 'client.test', ptr: null, tls: null },
+      size: raw.length,
+      sha256: 'c'.repeat(64),
+      prependHeaders: 'Received: by mx; Mon, 1 Jan 2024 00:00:00 +0000\r\n',
+      receivedAt,
+    },
+  };
+}
+
+function filterWith(get: () => Promise<Buffer>, publish: (key: string, event: AnyEvent) => Promise<void> = async () => {}) {
+  const broker = {
+    envelope: (type: string, payload: unknown, id = randomUUID()) => ({ v: 1, id, type, occurredAt: new Date().toISOString(), producer: 'filter', payload }) as AnyEvent,
+    publish,
+  };
+  return new MessageFilter({ store: { get }, broker, resolver: staticResolver({}), authservId: 'mx.moat.test', checkTimeoutMs: 1_000, log });
+}
+
+describe('MessageFilter', () => {
+  it('when the message is not in the store, then the failure is permanent (parked)', async () => {
+    const filter = filterWith(async () => Promise.reject(new MoatError('NOT_FOUND', 'gone', { permanent: true })));
+    await expect(filter.handle(acceptedEvent())).rejects.toBeInstanceOf(PermanentFailure);
+  });
+
+  it('when the store cannot be read, then the error is transient (retried)', async () => {
+    const filter = filterWith(async () => Promise.reject(new MoatError('STORE_READ_FAILED', 'connection refused')));
+    const err = await filter.handle(acceptedEvent()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MoatError);
+    expect((err as MoatError).permanent).toBe(false);
+  });
+
+  it('when the broker refuses the publish, then the error propagates (retried)', async () => {
+    const filter = filterWith(async () => raw, async () => Promise.reject(new MoatError('DEPENDENCY_UNAVAILABLE', 'broker not connected')));
+    await expect(filter.handle(acceptedEvent())).rejects.toThrow('broker not connected');
+  });
+
+  it('when an event is filtered twice, then both publishes carry the id derived from the accepted event', async () => {
+    const ids: string[] = [];
+    const filter = filterWith(async () => raw, async (key, event) => {
+      expect(key).toBe('message.filtered');
+      ids.push(event.id);
+    });
+    const event = acceptedEvent();
+    await filter.handle(event);
+    await filter.handle(event);
+    expect(ids).toEqual([filteredEventId(event.id), filteredEventId(event.id)]);
+  });
+
+  it('when the event is not message.accepted, then it fails permanently', async () => {
+    const filter = filterWith(async () => raw);
+    await expect(filter.handle({ ...acceptedEvent(), type: 'message.event' } as AnyEvent)).rejects.toBeInstanceOf(PermanentFailure);
+  });
+});

@@ -1,0 +1,93 @@
+import { performance } from 'node:perf_hooks';
+import { routingKeys, type AnyEvent, type EventOf, type MessageFilteredPayload, type Verdict } from '@moat/contracts';
+import { MoatError, PermanentFailure, uuidFrom, type Broker, type DnsResolve, type Logger } from '@moat/runtime';
+import type { MessageStore } from '@moat/store';
+import { authenticateMessage } from './auth-checks.js';
+import { extractHeaders, type MessageHeaders } from './headers.js';
+import { composePrependHeaders } from './prepend.js';
+
+export interface FilterDependencies {
+  store: Pick<MessageStore, 'get'>;
+  broker: Pick<Broker, 'envelope' | 'publish'>;
+  resolver: DnsResolve;
+  authservId: string;
+  checkTimeoutMs: number;
+  log: Logger;
+}
+
+const noHeaders: MessageHeaders = { from: null, to: null, subject: null, date: null, messageIdHeader: null };
+
+/** The id of the filtered event for an accepted one: a redelivered input re-publishes the same event. */
+export function filteredEventId(acceptedEventId: string): string {
+  return uuidFrom(acceptedEventId, 'message.filtered');
+}
+
+/**
+ * message.accepted → message.filtered. Reads the body from the message store (claim check),
+ * authenticates it, reads the headers the archive and tracking need, and publishes the verdict.
+ *
+ * Failures, by kind (the Broker acts on what this throws):
+ * - the store has no such message: it never will, so PermanentFailure (parked, visible, replayable);
+ * - the store or the broker is unreachable: the error propagates as transient and the broker
+ *   redelivers after a back-off;
+ * - DNS or mailauth trouble: a temperror check result, never a throw (RFC 8601 §2.7).
+ */
+export class MessageFilter {
+  constructor(private readonly deps: FilterDependencies) {}
+
+  async handle(event: AnyEvent): Promise<void> {
+    if (event.type !== 'message.accepted') throw new PermanentFailure(`filter consumes message.accepted, got ${event.type}`);
+    const started = performance.now();
+    const payload = await this.filter(event);
+    const filtered = this.deps.broker.envelope('message.filtered', payload, filteredEventId(event.id));
+    await this.deps.broker.publish(routingKeys.messageFiltered, filtered);
+    this.deps.log.info(
+      { messageId: payload.messageId, eventId: filtered.id, verdict: payload.verdict, checks: payload.checks.map((c) => `${c.check}=${c.result}`).join(' '), ms: Math.round(performance.now() - started) },
+      'message filtered',
+    );
+  }
+
+  /** The filtered payload for an accepted event; pure apart from reading the store and DNS. */
+  async filter(event: EventOf<'message.accepted'>): Promise<MessageFilteredPayload> {
+    const accepted = event.payload;
+    const raw = await this.readBody(event);
+    const [auth, headers] = await Promise.all([
+      authenticateMessage(raw, { ip: accepted.client.ip, helo: accepted.client.helo, mailFrom: accepted.mailFrom }, {
+        authservId: this.deps.authservId,
+        resolver: this.deps.resolver,
+        checkTimeoutMs: this.deps.checkTimeoutMs,
+        log: this.deps.log.child({ messageId: accepted.messageId }),
+      }),
+      extractHeaders(raw).catch((err: unknown) => {
+        // Metadata only: a header section the parser refuses must not hold the mail back.
+        this.deps.log.warn({ messageId: accepted.messageId, err: (err as Error).message }, 'header section unreadable; archive metadata left empty');
+        return noHeaders;
+      }),
+    ]);
+    // Spam and virus engines and tenant policy come later; until then every message is delivered,
+    // with its authentication results for the customer's server to act on.
+    const verdict: Verdict = 'deliver';
+    return {
+      ...accepted,
+      verdict,
+      score: 0,
+      reasons: [],
+      checks: auth.checks,
+      authResults: auth.authResults,
+      headers,
+      prependHeaders: composePrependHeaders({ accepted: accepted.prependHeaders, authResults: auth.authResults, verdict }),
+    };
+  }
+
+  private async readBody(event: EventOf<'message.accepted'>): Promise<Buffer> {
+    try {
+      return await this.deps.store.get(event.payload.store);
+    } catch (err) {
+      if (err instanceof MoatError && err.code === 'NOT_FOUND') {
+        throw new PermanentFailure(`message ${event.payload.messageId} of event ${event.id} is not in the message store`, err);
+      }
+      // DECRYPT_FAILED is permanent already (parked); STORE_READ_FAILED is transient (retried).
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,50 @@
+import { queues } from '@moat/contracts';
+import { connectDependencies, createResolver, type Logger, type RunningService } from '@moat/runtime';
+import { keyringFromConfig, MessageStore } from '@moat/store';
+import type { Config } from './config.js';
+import { MessageFilter } from './filter.js';
+
+export interface FilterService extends RunningService {
+  /** The admin port actually bound (-1 when off). */
+  adminPort: number;
+}
+
+export async function start(config: Config, log: Logger): Promise<FilterService> {
+  // Built first: a missing or malformed static zone file stops the start before anything connects.
+  const resolver = createResolver({
+    mode: config.MOAT_DNS_MODE,
+    servers: config.MOAT_DNS_SERVERS,
+    staticFile: config.MOAT_DNS_STATIC_FILE,
+    timeoutMs: config.MOAT_DNS_TIMEOUT_MS,
+  });
+  const keyring = keyringFromConfig(config);
+  const deps = await connectDependencies('filter', config, log);
+  const filter = new MessageFilter({
+    store: new MessageStore(deps.pool, keyring),
+    broker: deps.broker,
+    resolver,
+    authservId: config.MOAT_FILTER_AUTHSERV_ID,
+    checkTimeoutMs: config.MOAT_FILTER_CHECK_TIMEOUT_MS,
+    log,
+  });
+  try {
+    await deps.broker.consume(queues.filter, (delivery) => filter.handle(delivery.event));
+  } catch (err) {
+    await deps.close();
+    throw err;
+  }
+  log.info({ authservId: config.MOAT_FILTER_AUTHSERV_ID, dns: config.MOAT_DNS_MODE }, 'filter consuming');
+
+  let stopping: Promise<void> | null = null;
+  return {
+    adminPort: deps.adminPort,
+    stop() {
+      // Stop taking messages, let the ones in flight publish and ack, then close the connections.
+      stopping ??= (async () => {
+        await deps.broker.drain(config.MOAT_SHUTDOWN_TIMEOUT_MS);
+        await deps.close();
+      })();
+      return stopping;
+    },
+  };
+}
