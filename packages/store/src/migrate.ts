@@ -43,6 +43,8 @@ export async function migrate(opts: { databaseUrl: string; schema: string; log: 
     schema: opts.schema,
     createSchema: true,
     checkOrder: true,
+    // Several processes (or test files) may start at once: wait for the lock instead of failing.
+    advisoryLockMode: 'wait',
     log: (msg: string) => opts.log.debug(msg),
     logger: { debug: () => {}, info: (m: string) => opts.log.debug(m), warn: (m: string) => opts.log.warn(m), error: (m: string) => opts.log.error(m) },
   });

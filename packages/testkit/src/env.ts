@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import amqp from 'amqplib';
 import { pino } from 'pino';
 import { migrate } from '@moat/store';
 
@@ -43,6 +44,7 @@ export async function createTestEnv(extra: Record<string, string> = {}): Promise
     id,
     env,
     cleanup: async () => {
+      await deleteBrokerNamespace(env.MOAT_AMQP_URL!, id).catch(() => {});
       const client = new pg.Client({ connectionString: env.MOAT_DATABASE_URL });
       await client.connect();
       await client.query(`DROP SCHEMA IF EXISTS "${id}" CASCADE`).catch(() => {});
@@ -70,5 +72,27 @@ export async function eventually<T>(fn: () => Promise<T | null | undefined | fal
     }
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms (last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
     await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** Deletes every queue and exchange of a test namespace, so runs leave nothing on the shared broker. */
+export async function deleteBrokerNamespace(url: string, namespace: string, extraQueues: string[] = []): Promise<void> {
+  const conn = await amqp.connect(url);
+  try {
+    const names = ['filter', 'archive', 'router', 'tracker', 'parking', 'sender.default', ...extraQueues];
+    for (const q of names) {
+      const ch = await conn.createChannel();
+      ch.on('error', () => {});
+      await ch.deleteQueue(`${namespace}.${q}`).catch(() => {});
+      await ch.close().catch(() => {});
+    }
+    for (const x of ['events', 'parking']) {
+      const ch = await conn.createChannel();
+      ch.on('error', () => {});
+      await ch.deleteExchange(`${namespace}.${x}`).catch(() => {});
+      await ch.close().catch(() => {});
+    }
+  } finally {
+    await conn.close().catch(() => {});
   }
 }

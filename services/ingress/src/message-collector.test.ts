@@ -1,0 +1,47 @@
+import { createHash } from 'node:crypto';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { collectMessage, type DataStream } from './message-collector.js';
+
+describe('collectMessage', () => {
+  it('when the stream ends, then the bytes and their sha256 are exactly what was written', async () => {
+    const stream = new PassThrough();
+    const done = collectMessage(stream, 1_000);
+    stream.write(Buffer.from('Subject: a\r\n\r\n'));
+    stream.end(Buffer.from('.dot\r\n\x00\xff\r\n', 'latin1'));
+    const raw = Buffer.concat([Buffer.from('Subject: a\r\n\r\n'), Buffer.from('.dot\r\n\x00\xff\r\n', 'latin1')]);
+    expect(await done).toEqual({ raw, size: raw.length, sha256: createHash('sha256').update(raw).digest('hex'), oversize: false });
+  });
+
+  it('when the message goes over the limit, then it is read to its end but nothing is kept', async () => {
+    const stream = new PassThrough();
+    const done = collectMessage(stream, 10);
+    stream.write(Buffer.alloc(8));
+    stream.write(Buffer.alloc(8));
+    stream.end(Buffer.alloc(8));
+    expect(await done).toMatchObject({ oversize: true, size: 24, raw: Buffer.alloc(0) });
+  });
+
+  it('when smtp-server flags the stream as oversize, then the message is oversize', async () => {
+    const stream: PassThrough & DataStream = new PassThrough();
+    const done = collectMessage(stream, 1_000);
+    stream.sizeExceeded = true;
+    stream.end(Buffer.alloc(4));
+    expect((await done).oversize).toBe(true);
+  });
+
+  it('when the client goes away in mid-message, then collecting fails', async () => {
+    const stream = new PassThrough();
+    const done = collectMessage(stream, 1_000);
+    stream.write(Buffer.from('partial'));
+    stream.destroy(Object.assign(new Error('Connection closed before the message was received in full'), { code: 'ECONNECTION' }));
+    await expect(done).rejects.toMatchObject({ code: 'ECONNECTION' });
+  });
+
+  it('when the stream is destroyed without an error, then collecting fails too', async () => {
+    const stream = new PassThrough();
+    const done = collectMessage(stream, 1_000);
+    stream.destroy();
+    await expect(done).rejects.toThrow('closed before the end');
+  });
+});

@@ -1,0 +1,271 @@
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import { messageAcceptedPayload, type MessageAcceptedPayload } from '@moat/contracts';
+import { MoatError, uuidFrom, type Logger } from '@moat/runtime';
+import { collectMessage } from './message-collector.js';
+import { commitMessage, type IntakeDeps } from './message-intake.js';
+import { buildReceivedHeader } from './received-header.js';
+import { classifyRecipient } from './recipient-address.js';
+import type { RecipientPolicy } from './recipient-policy.js';
+import { isSmtpReply, replies } from './replies.js';
+import type { TlsCredentials } from './tls-credentials.js';
+
+export interface SmtpEdgeOptions {
+  hostname: string;
+  maxMessageBytes: number;
+  maxClients: number;
+  closeTimeoutMs: number;
+  intakeTimeoutMs: number;
+  tls: TlsCredentials;
+  policy: RecipientPolicy;
+  /** The client's confirmed name, or null (never rejects). */
+  clientName: (ip: string) => Promise<string | null>;
+  intake: IntakeDeps;
+  log: Logger;
+}
+
+/** What ingress knows about one connection beyond smtp-server's session. */
+interface ConnectionState {
+  clientName: Promise<string | null>;
+  tls: { protocol: string; cipher: string } | null;
+  /** Tenant fixed by the first accepted recipient of the current transaction. */
+  tenantId: string | null;
+}
+
+const payloadBeforeStore = messageAcceptedPayload.omit({ store: true });
+
+/**
+ * The SMTP listener: recipient policy at RCPT time, and at DATA the durability promise — 250 only
+ * once the body is stored and message.accepted is confirmed, 451 for anything that went wrong
+ * before that, and always an answer.
+ */
+export class SmtpEdge {
+  private readonly server: SMTPServer;
+  private readonly connections = new WeakMap<SMTPServerSession, ConnectionState>();
+  /** Data handlers and commits still running: stop() waits for them before closing the stores. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+
+  constructor(private readonly opts: SmtpEdgeOptions) {
+    this.server = new SMTPServer({
+      name: opts.hostname,
+      banner: 'Moat',
+      key: opts.tls.key,
+      cert: opts.tls.cert,
+      // Submission with AUTH is a separate listener (a later issue); port 25 traffic never authenticates.
+      disabledCommands: ['AUTH'],
+      authOptional: true,
+      // smtp-server would ask the machine's resolver; we ask ours (createResolver), bounded.
+      disableReverseLookup: true,
+      // RFC 1870: advertised in EHLO and checked against MAIL FROM SIZE=; DATA is checked in onData.
+      size: opts.maxMessageBytes,
+      // smtp-server picks the enhanced status code from the reply code alone (550 → 5.1.1), which
+      // would put a wrong code in front of ours: our replies carry their own (see replies.ts).
+      hideENHANCEDSTATUSCODES: true,
+      maxClients: opts.maxClients,
+      closeTimeout: opts.closeTimeoutMs,
+      // RFC 5321 §4.5.3.2.7: at least 5 minutes awaiting the next command.
+      socketTimeout: 5 * 60_000,
+      // TCP_NODELAY (ECOSYSTEM.md, the Nagle trap): smtp-server 3.21 sets it on every accepted
+      // socket itself (SMTPConnection's constructor), so pipelined replies are not held back.
+      logger: false,
+      onConnect: (session, callback) => this.onConnect(session, callback),
+      onSecure: (socket, session, callback) => this.onSecure(socket as TLSSocket, session, callback),
+      onRcptTo: (address, session, callback) => this.onRcptTo(address, session, callback),
+      onData: (stream, session, callback) => this.onData(stream, session, callback),
+      onClose: (session) => this.connections.delete(session),
+    });
+    // Connection-level errors (resets, failed handshakes) are the client's business, not ours;
+    // without a listener the EventEmitter would throw them.
+    this.server.on('error', (err: Error & { code?: string; remoteAddress?: string }) =>
+      opts.log.debug({ err: err.message, code: err.code, client: err.remoteAddress }, 'smtp connection error'),
+    );
+  }
+
+  get listening(): boolean {
+    return this.server.server.listening;
+  }
+
+  async listen(port: number, host: string): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(new Error(`cannot listen for SMTP on ${host}:${port}: ${err.message}`));
+      this.server.server.once('error', onError);
+      this.server.listen(port, host, () => {
+        this.server.server.off('error', onError);
+        resolve();
+      });
+    });
+    return (this.server.server.address() as AddressInfo).port;
+  }
+
+  /**
+   * Stops accepting connections; open sessions may finish until closeTimeout, then smtp-server
+   * answers 421 to the stragglers. Then waits (bounded) for data handlers still committing.
+   */
+  async close(drainMs: number): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    if (this.inFlight.size > 0) await Promise.race([Promise.allSettled([...this.inFlight]), sleep(drainMs)]);
+  }
+
+  private state(session: SMTPServerSession): ConnectionState {
+    let state = this.connections.get(session);
+    if (!state) {
+      state = { clientName: this.opts.clientName(session.remoteAddress), tls: null, tenantId: null };
+      this.connections.set(session, state);
+    }
+    return state;
+  }
+
+  private onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+    // The lookup runs while the client talks; DATA awaits it (it is long done by then).
+    this.state(session);
+    callback();
+  }
+
+  private onSecure(socket: TLSSocket, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+    const cipher = session.tlsOptions ? session.tlsOptions.standardName || session.tlsOptions.name : socket.getCipher()?.name;
+    this.state(session).tls = { protocol: socket.getProtocol?.() ?? 'unknown', cipher: cipher ?? 'unknown' };
+    callback();
+  }
+
+  private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+    const state = this.state(session);
+    const accepted = session.envelope.rcptTo.map((r) => r.address);
+    // The tenant belongs to the transaction: smtp-server empties rcptTo on RSET, EHLO, STARTTLS
+    // and after DATA, and so a new transaction starts with no tenant.
+    const tenantId = accepted.length > 0 ? state.tenantId : null;
+    this.opts.policy.decide(address.address, { tenantId, accepted }).then(
+      (decision) => {
+        if (decision.accept) {
+          state.tenantId = decision.tenantId;
+          return callback();
+        }
+        this.opts.log.info({ client: session.remoteAddress, rcpt: address.address, why: decision.why, reply: decision.reply.message }, 'recipient refused');
+        callback(decision.reply);
+      },
+      (err: unknown) => {
+        this.opts.log.error({ err: (err as Error).message, client: session.remoteAddress }, 'recipient policy failed');
+        callback(replies.tempFail());
+      },
+    );
+  }
+
+  private onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void): void {
+    // Exactly one answer, whatever happens (STYLE.md: a data handler that can end without
+    // answering makes the client retry: duplicates).
+    let answered = false;
+    const answer = (err: Error | null, message?: string) => {
+      if (answered) return;
+      answered = true;
+      callback(err, message);
+    };
+    const work = this.receive(stream, session).then(
+      (text) => answer(null, text),
+      (err: unknown) => answer(this.failureReply(err, session)),
+    );
+    this.track(work);
+  }
+
+  private async receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    const collected = await collectMessage(stream, this.opts.maxMessageBytes);
+    if (collected.oversize) throw replies.tooBig();
+    const state = this.state(session);
+    if (state.tenantId === null) throw new MoatError('VALIDATION_FAILED', 'DATA without a tenant fixed by an accepted recipient');
+    const rcptTo = session.envelope.rcptTo.map((r) => {
+      const rcpt = classifyRecipient(r.address);
+      if (!rcpt.ok) throw new MoatError('VALIDATION_FAILED', `accepted recipient no longer classifies: ${rcpt.reason}`);
+      return rcpt.address;
+    });
+    const messageId = randomUUID();
+    const receivedAt = new Date();
+    const ptr = await state.clientName;
+    const tls = session.secure ? (state.tls ?? { protocol: 'unknown', cipher: 'unknown' }) : null;
+    const helo = session.hostNameAppearsAs || '';
+    const candidate: Omit<MessageAcceptedPayload, 'store'> = {
+      messageId,
+      tenantId: state.tenantId,
+      direction: 'inbound',
+      mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+      rcptTo,
+      client: { ip: session.remoteAddress, helo, ptr, tls },
+      size: collected.raw.length,
+      sha256: collected.sha256,
+      prependHeaders: buildReceivedHeader({
+        helo,
+        ptr,
+        ip: session.remoteAddress,
+        hostname: this.opts.hostname,
+        esmtp: session.openingCommand !== 'HELO',
+        tls: tls !== null,
+        messageId,
+        recipients: rcptTo,
+        date: receivedAt,
+      }),
+      receivedAt: receivedAt.toISOString(),
+    };
+    // The contract is checked before anything is stored: an event consumers would park is a bug
+    // here, and the client keeps the message (451) until it is fixed.
+    const payload = payloadBeforeStore.parse(candidate);
+    const accepted = await this.withDeadline((signal) =>
+      commitMessage(
+        this.opts.intake,
+        { message: { id: messageId, tenantId: payload.tenantId, receivedAt, sha256: payload.sha256, raw: collected.raw }, payload, eventId: uuidFrom('message.accepted', messageId) },
+        signal,
+      ),
+    );
+    this.opts.log.info(
+      { messageId, tenantId: accepted.tenantId, client: accepted.client.ip, rcpts: accepted.rcptTo.length, size: accepted.size, tls: accepted.client.tls?.protocol ?? null },
+      'message accepted',
+    );
+    return `2.0.0 Ok: queued as ${messageId}`;
+  }
+
+  /**
+   * Runs the commit under the intake deadline. When the deadline passes first the client gets
+   * 451 at once; the commit goes on, undoes a late store write, and is still tracked so that
+   * stop() does not close the stores under it. A publish confirmed after the deadline means the
+   * message goes through and the client's retry becomes a duplicate: never a loss.
+   */
+  private async withDeadline<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        reject(new MoatError('HANDLER_TIMEOUT', `storing and publishing took longer than ${this.opts.intakeTimeoutMs} ms`));
+      }, this.opts.intakeTimeoutMs);
+    });
+    const work = fn(controller.signal);
+    this.track(work);
+    try {
+      return await Promise.race([work, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private failureReply(err: unknown, session: SMTPServerSession): Error {
+    if (isSmtpReply(err)) {
+      this.opts.log.info({ client: session.remoteAddress, reply: err.message }, 'message refused');
+      return err;
+    }
+    const e = err as Error & { code?: string };
+    if (e.code === 'ECONNECTION' || (e.message ?? '').startsWith('data stream closed')) {
+      this.opts.log.info({ client: session.remoteAddress }, 'client went away in mid-message; nothing kept');
+    } else {
+      this.opts.log.warn({ client: session.remoteAddress, err: e.message, code: e.code }, 'message not accepted: answering 451');
+    }
+    return replies.tempFail();
+  }
+
+  private track(work: Promise<unknown>): void {
+    const settled = work.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.inFlight.add(settled);
+    void settled.then(() => this.inFlight.delete(settled));
+  }
+}
