@@ -210,13 +210,26 @@ export class Broker {
   }
 
   private async publishInContext(routingKey: string, event: AnyEvent, ctx: Context, exchangeName: string | undefined): Promise<void> {
-    const ch = this.pub;
-    if (!ch) throw new MoatError('DEPENDENCY_UNAVAILABLE', 'broker not connected');
     const headers: Record<string, string> = {};
     propagation.inject(ctx, headers);
-    const body = Buffer.from(JSON.stringify(event));
-    const messageId = `${event.id}:${randomUUID()}`;
-    const exchange = exchangeName ?? this.exchange;
+    await this.confirmedPublish(exchangeName ?? this.exchange, routingKey, Buffer.from(JSON.stringify(event)), { type: event.type, headers }, event.type);
+  }
+
+  /**
+   * Publishes raw bytes (parking replay) with the same guarantees as publish. With `queue`, the
+   * message goes only to that queue (through the default exchange), so a replay reaches the
+   * consumer that parked it and not every queue bound to the routing key.
+   */
+  async publishRaw(routingKey: string, body: Buffer, headers: Record<string, unknown> = {}, opts: { queue?: string } = {}): Promise<void> {
+    if (opts.queue) await this.confirmedPublish('', qualify(this.opts.namespace, opts.queue), body, { headers }, `replay to ${opts.queue}`);
+    else await this.confirmedPublish(this.exchange, routingKey, body, { headers }, `replay ${routingKey}`);
+  }
+
+  /** Resolves once the broker confirmed the message and routed it to at least one queue. */
+  private async confirmedPublish(exchange: string, routingKey: string, body: Buffer, props: { type?: string; headers: Record<string, unknown> }, what: string): Promise<void> {
+    const ch = this.pub;
+    if (!ch) throw new MoatError('DEPENDENCY_UNAVAILABLE', 'broker not connected');
+    const messageId = randomUUID();
     await new Promise<void>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => {
@@ -228,12 +241,12 @@ export class Broker {
           exchange,
           routingKey,
           body,
-          { persistent: true, mandatory: true, contentType: 'application/json', messageId, type: event.type, headers, timestamp: Math.floor(Date.now() / 1000) },
+          { persistent: true, mandatory: true, contentType: 'application/json', messageId, timestamp: Math.floor(Date.now() / 1000), ...props },
           (err) => {
             clearTimeout(timer);
             if (settled) return;
             settled = true;
-            if (err) return reject(new MoatError('PUBLISH_NACKED', `broker nacked ${event.type}`, { cause: err }));
+            if (err) return reject(new MoatError('PUBLISH_NACKED', `broker nacked ${what}`, { cause: err }));
             // basic.return precedes basic.ack on the channel, so the set is up to date here.
             if (this.returned.delete(messageId)) return reject(new MoatError('PUBLISH_UNROUTABLE', `no queue is bound for ${routingKey}`));
             resolve();
@@ -244,20 +257,6 @@ export class Broker {
         settled = true;
         reject(new MoatError('PUBLISH_FAILED', `publish failed: ${(err as Error).message}`, { cause: err }));
       }
-    });
-  }
-
-  /** Publishes raw bytes (parking replay): same guarantees as publish. */
-  async publishRaw(routingKey: string, body: Buffer, headers: Record<string, unknown> = {}): Promise<void> {
-    const ch = this.pub;
-    if (!ch) throw new MoatError('DEPENDENCY_UNAVAILABLE', 'broker not connected');
-    const messageId = randomUUID();
-    await new Promise<void>((resolve, reject) => {
-      ch.publish(this.exchange, routingKey, body, { persistent: true, mandatory: true, contentType: 'application/json', messageId, headers }, (err) => {
-        if (err) return reject(new MoatError('PUBLISH_NACKED', 'broker nacked replay', { cause: err }));
-        if (this.returned.delete(messageId)) return reject(new MoatError('PUBLISH_UNROUTABLE', `no queue is bound for ${routingKey}`));
-        resolve();
-      });
     });
   }
 

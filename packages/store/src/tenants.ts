@@ -61,7 +61,7 @@ export class TenantRepository {
       for (const r of input.routes) {
         await client.query('INSERT INTO routes (id, domain_id, host, port, priority) VALUES ($1, $2, $3, $4, $5)', [randomUUID(), id, r.host.toLowerCase(), r.port, r.priority]);
       }
-      return { id, tenantId, name, routes: sortRoutes(input.routes), createdAt: created.toISOString() };
+      return { id, tenantId, name, routes: sortRoutes(input.routes.map((r) => ({ ...r, host: r.host.toLowerCase() }))), createdAt: created.toISOString() };
     });
   }
 

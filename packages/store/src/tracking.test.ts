@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import type { AnyEvent } from '@moat/contracts';
+import { projectEvents } from './tracking.js';
+
+const messageId = '6f1c8a56-3b0e-4a58-9a0c-2a6f1f0f3f11';
+const tenantId = '0b7e3c1e-8f3a-4a5b-9c6d-1e2f3a4b5c6d';
+const base = Date.parse('2024-11-27T10:00:00.000Z');
+const at = (s: number) => new Date(base + s * 1000).toISOString();
+const reply = (code: number, text: string) => ({ code, enhanced: null, text });
+
+function result(id: string, s: number, outcome: 'delivered' | 'deferred' | 'failed', text: string): AnyEvent {
+  return {
+    v: 1,
+    id,
+    type: 'delivery.result',
+    occurredAt: at(s),
+    producer: 'sender',
+    payload: {
+      deliveryId: '1c0d7e2a-4b5f-4c3d-8e9f-0a1b2c3d4e5f',
+      attempt: 1,
+      messageId,
+      tenantId,
+      pool: 'a',
+      destination: 'd',
+      sourceIp: null,
+      remoteHost: null,
+      tls: false,
+      startedAt: at(s),
+      finishedAt: at(s),
+      recipients: [{ rcpt: 'bob@x.example', outcome, reply: reply(outcome === 'delivered' ? 250 : outcome === 'deferred' ? 451 : 550, text) }],
+      error: null,
+    },
+  };
+}
+
+function requested(id: string, s: number): AnyEvent {
+  return {
+    v: 1,
+    id,
+    type: 'delivery.requested',
+    occurredAt: at(s),
+    producer: 'router',
+    payload: {
+      deliveryId: '1c0d7e2a-4b5f-4c3d-8e9f-0a1b2c3d4e5f',
+      attempt: 2,
+      messageId,
+      tenantId,
+      store: { messageId, receivedAt: at(0) },
+      pool: 'a',
+      destination: 'd',
+      routes: [{ host: 'mx.x.example', port: 25, priority: 0 }],
+      mailFrom: 'a@y.example',
+      rcptTo: ['bob@x.example'],
+      prependHeaders: '',
+      size: 10,
+    },
+  };
+}
+
+describe('projectEvents', () => {
+  it('when a final and a later in-flight update meet in one batch, then the final one wins whatever the order', () => {
+    const delivered = result('00000000-0000-4000-8000-000000000001', 5, 'delivered', '250 ok');
+    const queued = requested('00000000-0000-4000-8000-000000000002', 9);
+    for (const order of [[delivered, queued], [queued, delivered]]) {
+      const batch = projectEvents(order);
+      expect(batch.recipients).toEqual([expect.objectContaining({ rcpt: 'bob@x.example', status: 'delivered', reply: reply(250, '250 ok') })]);
+    }
+  });
+
+  it('when two updates of equal rank meet, then the later one wins and a reply-less winner keeps the latest reply', () => {
+    const deferred = result('00000000-0000-4000-8000-000000000003', 5, 'deferred', '451 later');
+    const queued = requested('00000000-0000-4000-8000-000000000004', 9);
+    for (const order of [[deferred, queued], [queued, deferred]]) {
+      const batch = projectEvents(order);
+      expect(batch.recipients).toEqual([expect.objectContaining({ status: 'queued', at: at(9), reply: reply(451, '451 later') })]);
+    }
+  });
+
+  it('when the same event appears twice, then it yields one timeline row (the earliest copy)', () => {
+    const first = result('00000000-0000-4000-8000-000000000005', 5, 'delivered', '250 ok');
+    const copy = { ...first, occurredAt: at(7) } as AnyEvent;
+    const batch = projectEvents([copy, first, first]);
+    expect(batch.events).toHaveLength(1);
+    expect(batch.events[0]!.at).toBe(at(5));
+  });
+
+  it('when only a delivery request is known, then it contributes a placeholder message row', () => {
+    const batch = projectEvents([requested('00000000-0000-4000-8000-000000000006', 3)]);
+    expect(batch.messages).toEqual([]);
+    expect(batch.placeholders).toEqual([expect.objectContaining({ messageId, tenantId, mailFrom: 'a@y.example', receivedAt: at(0) })]);
+  });
+});

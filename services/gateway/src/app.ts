@@ -1,0 +1,89 @@
+import { randomUUID } from 'node:crypto';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import helmet from 'helmet';
+import type { Broker, HealthServer, Logger } from '@moat/runtime';
+import { authenticate } from './access.js';
+import { buildOpenApiDocument } from './openapi.js';
+import { notFound, problemHandler } from './problem.js';
+import type { GatewayRepositories } from './repositories.js';
+import { defineRoute, mountRoutes, type RouteDef } from './route.js';
+import { apiKeyRoutes } from './routes/api-keys.js';
+import { domainRoutes } from './routes/domains.js';
+import { mailboxRoutes } from './routes/mailboxes.js';
+import { messageRoutes } from './routes/messages.js';
+import { parkedRoutes } from './routes/parked.js';
+import { partnerRoutes } from './routes/partners.js';
+import { tenantRoutes } from './routes/tenants.js';
+import { z } from 'zod';
+
+export interface AppDeps {
+  repos: GatewayRepositories;
+  /** Parked-event replay publishes through it. */
+  broker: Pick<Broker, 'publishRaw'>;
+  health: Pick<HealthServer, 'handle'>;
+  log: Logger;
+  /** Largest JSON body accepted (default 100 KiB). */
+  bodyLimitBytes?: number;
+}
+
+/** Every /api/v1 route, in the order the OpenAPI document lists them. */
+export function apiRoutes(deps: Pick<AppDeps, 'repos' | 'broker'>): RouteDef[] {
+  const routes: RouteDef[] = [
+    ...tenantRoutes(deps.repos),
+    ...domainRoutes(deps.repos),
+    ...mailboxRoutes(deps.repos),
+    ...apiKeyRoutes(deps.repos),
+    ...partnerRoutes(deps.repos),
+    ...messageRoutes(deps.repos),
+    ...parkedRoutes(deps.repos, deps.broker),
+  ];
+  let document: Record<string, unknown> | null = null;
+  routes.push(
+    defineRoute({
+      method: 'get',
+      path: '/openapi.json',
+      operationId: 'getOpenApiDocument',
+      summary: 'This OpenAPI 3.1 document',
+      tag: 'meta',
+      auth: false,
+      success: { status: 200, description: 'The document', schema: z.record(z.string(), z.unknown()) },
+      handler: async () => {
+        document ??= buildOpenApiDocument(routes);
+        return { body: document };
+      },
+    }),
+  );
+  return routes;
+}
+
+/** The express app, without listening: API tests run it in-process against the real Postgres. */
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const requestId = randomUUID();
+    res.locals.requestId = requestId;
+    res.setHeader('X-Request-Id', requestId);
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      if (req.path === '/livez' || req.path === '/readyz') return;
+      deps.log.info({ requestId, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');
+    });
+    next();
+  });
+  // Same answers as the admin port, so a load balancer can probe the port it sends traffic to.
+  app.get(['/livez', '/readyz'], async (req: Request, res: Response) => {
+    await deps.health.handle(req, res);
+  });
+  app.use(helmet());
+  app.use(express.json({ limit: deps.bodyLimitBytes ?? 100 * 1024, type: ['application/json', 'application/*+json'], strict: true }));
+  const router = express.Router();
+  mountRoutes(router, apiRoutes(deps), authenticate({ apiKeys: deps.repos.apiKeys, tenants: deps.repos.tenants, partners: deps.repos.partners }));
+  app.use(router);
+  app.use((req: Request) => {
+    throw notFound(`no route for ${req.method} ${req.path}`);
+  });
+  app.use(problemHandler(deps.log));
+  return app;
+}

@@ -1,0 +1,27 @@
+import type { Pool } from '@moat/runtime';
+import { ApiKeyRepository, AuditLog, ParkedRepository, TenantRepository, TrackingRepository } from '@moat/store';
+import { MailboxRepository } from './data/mailboxes.js';
+import { PartnerRepository } from './data/partners.js';
+
+/** Everything the API reads and writes. */
+export interface GatewayRepositories {
+  tenants: TenantRepository;
+  partners: PartnerRepository;
+  mailboxes: MailboxRepository;
+  apiKeys: ApiKeyRepository;
+  audit: AuditLog;
+  tracking: TrackingRepository;
+  parked: ParkedRepository;
+}
+
+export function createRepositories(pool: Pool): GatewayRepositories {
+  return {
+    tenants: new TenantRepository(pool),
+    partners: new PartnerRepository(pool),
+    mailboxes: new MailboxRepository(pool),
+    apiKeys: new ApiKeyRepository(pool),
+    audit: new AuditLog(pool),
+    tracking: new TrackingRepository(pool),
+    parked: new ParkedRepository(pool),
+  };
+}

@@ -1,0 +1,229 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { trackedStatuses } from '@moat/store';
+import { apiScopes } from './access.js';
+
+// Request and response schemas of the partner API. Requests are validated with them; the
+// OpenAPI document is generated from them, so the two cannot drift apart.
+
+/** RFC 1035 §2.3.1 labels (RFC 1123 §2.1 allows a leading digit): 1–63 of [a-z0-9-], no hyphen at either end. */
+const label = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/i;
+
+/** A fully qualified domain name: at least two labels, at most 253 octets, a TLD that is not all digits. */
+export function isDomainName(value: string): boolean {
+  const name = value.replace(/\.$/, '');
+  if (name.length === 0 || name.length > 253) return false;
+  const labels = name.split('.');
+  return labels.length >= 2 && labels.every((l) => label.test(l)) && !/^[0-9]+$/.test(labels[labels.length - 1]!);
+}
+
+/** A host name (one label is enough: `postfix` in a compose network) or an IPv4/IPv6 address. */
+export function isHostOrIp(value: string): boolean {
+  if (isIP(value) !== 0) return true;
+  const name = value.replace(/\.$/, '');
+  if (name.length === 0 || name.length > 253) return false;
+  const labels = name.split('.');
+  // All-numeric dotted names would be mistaken for malformed IPv4 addresses.
+  return labels.every((l) => label.test(l)) && !labels.every((l) => /^[0-9]+$/.test(l));
+}
+
+/** local@domain (RFC 5321 §4.1.2 / §4.5.3.1: local part ≤ 64 octets, domain a domain name). */
+export function isMailboxAddress(value: string): boolean {
+  const at = value.lastIndexOf('@');
+  if (at <= 0) return false;
+  const local = value.slice(0, at);
+  return local.length <= 64 && /^[^\s@"<>()\[\]\\,;:]+$/.test(local) && !local.startsWith('.') && !local.endsWith('.') && !local.includes('..') && isDomainName(value.slice(at + 1));
+}
+
+const id = z.uuid();
+const timestamp = z.iso.datetime({ offset: true });
+
+// --- problems --------------------------------------------------------------------------------
+
+export const Problem = z
+  .object({
+    type: z.string().meta({ description: 'A URI identifying the kind of problem (urn:moat:problem:…)', example: 'urn:moat:problem:invalid-request' }),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().meta({ description: 'What went wrong in this request, naming the field when one is at fault' }),
+    instance: z.string().meta({ description: 'The request path' }),
+    errors: z.array(z.object({ field: z.string(), message: z.string() })).optional().meta({ description: 'Every invalid field, for 400 answers' }),
+    requestId: z.string().optional(),
+  })
+  .meta({ id: 'Problem', description: 'RFC 9457 problem details (application/problem+json)' });
+
+// --- tenants ---------------------------------------------------------------------------------
+
+export const TenantCreate = z
+  .strictObject({
+    name: z.string().trim().min(1).max(200).meta({ example: 'Acme Corp' }),
+    partnerId: id.optional().meta({ description: 'Operators only: the partner that runs this tenant. A partner key always creates tenants of its own.' }),
+  })
+  .meta({ id: 'TenantCreate' });
+
+export const Tenant = z
+  .object({ id, name: z.string(), partnerId: id.nullable(), createdAt: timestamp })
+  .meta({ id: 'Tenant' });
+
+export const TenantList = z.object({ items: z.array(Tenant) }).meta({ id: 'TenantList' });
+
+// --- partners --------------------------------------------------------------------------------
+
+export const PartnerCreate = z.strictObject({ name: z.string().trim().min(1).max(200).meta({ example: 'Example MSP' }) }).meta({ id: 'PartnerCreate' });
+export const Partner = z.object({ id, name: z.string(), createdAt: timestamp }).meta({ id: 'Partner' });
+export const PartnerList = z.object({ items: z.array(Partner) }).meta({ id: 'PartnerList' });
+
+// --- domains ---------------------------------------------------------------------------------
+
+export const RouteInput = z
+  .strictObject({
+    host: z.string().trim().min(1).max(253).refine(isHostOrIp, 'must be a host name or an IP address').meta({ example: 'mail.acme.example' }),
+    port: z.number().int().min(1).max(65535).meta({ example: 25 }),
+    priority: z.number().int().min(0).max(65535).default(10).meta({ description: 'Lower is tried first, like an MX preference' }),
+  })
+  .meta({ id: 'RouteInput', description: "One of the customer's servers for the domain" });
+
+export const DomainCreate = z
+  .strictObject({
+    name: z.string().trim().max(254).refine(isDomainName, 'must be a domain name such as example.com').meta({ example: 'acme.example' }),
+    routes: z.array(RouteInput).min(1, 'at least one route is required').max(16),
+  })
+  .meta({ id: 'DomainCreate' });
+
+export const Route = z.object({ host: z.string(), port: z.number().int(), priority: z.number().int() }).meta({ id: 'Route' });
+
+export const Domain = z
+  .object({ id, tenantId: id, name: z.string(), routes: z.array(Route), createdAt: timestamp })
+  .meta({ id: 'Domain', description: 'A protected domain; its routes in delivery order' });
+
+export const DomainList = z.object({ items: z.array(Domain) }).meta({ id: 'DomainList' });
+
+// --- mailboxes -------------------------------------------------------------------------------
+
+export const MailboxCreate = z
+  .strictObject({
+    address: z.string().trim().max(320).refine(isMailboxAddress, 'must be an address local@domain in one of the tenant’s domains').meta({ example: 'jane@acme.example' }),
+    liveArchive: z.boolean().default(true).meta({ description: 'Keep this mailbox in LiveArchive' }),
+  })
+  .meta({ id: 'MailboxCreate' });
+
+export const Mailbox = z.object({ id, tenantId: id, address: z.string(), liveArchive: z.boolean(), createdAt: timestamp }).meta({ id: 'Mailbox' });
+export const MailboxList = z.object({ items: z.array(Mailbox) }).meta({ id: 'MailboxList' });
+
+// --- API keys --------------------------------------------------------------------------------
+
+export const ApiKeyCreate = z
+  .strictObject({
+    name: z.string().trim().min(1).max(100).meta({ example: 'ticketing integration' }),
+    scopes: z.array(z.enum(apiScopes)).min(1).max(apiScopes.length).meta({ description: 'What the key may do; a key can only grant scopes it holds' }),
+  })
+  .meta({ id: 'ApiKeyCreate' });
+
+export const ApiKeyCreated = z
+  .object({
+    id,
+    key: z.string().meta({ description: 'The bearer token. Shown once: only its hash is stored.' }),
+    name: z.string(),
+    role: z.enum(['partner', 'tenant']),
+    tenantId: id.nullable(),
+    partnerId: id.nullable(),
+    scopes: z.array(z.enum(apiScopes)),
+  })
+  .meta({ id: 'ApiKeyCreated' });
+
+// --- message tracking ------------------------------------------------------------------------
+
+export const SmtpReply = z
+  .object({ code: z.number().int().nullable(), enhanced: z.string().nullable(), text: z.string() })
+  .meta({ id: 'SmtpReply', description: 'A reply exactly as the remote server gave it' });
+
+export const TrackedRecipient = z
+  .object({
+    rcpt: z.string(),
+    status: z.enum(trackedStatuses).meta({ description: 'received → queued ⇄ deferred → one final fate: delivered, failed, bounced, quarantined, rejected or expired' }),
+    // A union, not .nullable(): the generator drops `null` from a nullable $ref.
+    lastReply: z.union([SmtpReply, z.null()]),
+    updatedAt: timestamp,
+  })
+  .meta({ id: 'TrackedRecipient' });
+
+export const MessageSummary = z
+  .object({
+    id,
+    tenantId: id.nullable(),
+    direction: z.string(),
+    mailFrom: z.string().nullable(),
+    subject: z.string().nullable(),
+    size: z.number().int().nullable(),
+    receivedAt: timestamp,
+    verdict: z.enum(['deliver', 'quarantine', 'reject']).nullable(),
+    recipients: z.array(TrackedRecipient),
+  })
+  .meta({ id: 'MessageSummary' });
+
+export const MessageList = z
+  .object({ items: z.array(MessageSummary), next: z.string().nullable().meta({ description: 'Pass as `before` for the next page; null on the last page' }) })
+  .meta({ id: 'MessageList' });
+
+export const TimelineEntry = z
+  .object({
+    at: timestamp,
+    type: z.string().meta({
+      description:
+        'accepted (clientIp, helo, ptr, tls, size, sha256) · filtered (verdict, score, authResults, checks, reasons) · delivery_requested (deliveryId, attempt, pool, destination, routes) · delivery_attempt (attempt, sourceIp, remoteHost, tls, error, recipients[{rcpt, outcome, reply}]) · routed, retry_scheduled, failed, bounced, quarantined, rejected, archived, parked, expired (kind, detail)',
+    }),
+    rcpts: z.array(z.string()),
+    detail: z.record(z.string(), z.unknown()),
+  })
+  .meta({ id: 'TimelineEntry' });
+
+export const MessageDetail = MessageSummary.extend({
+  client: z.object({ ip: z.string().nullable(), helo: z.string().nullable(), tls: z.object({ protocol: z.string(), cipher: z.string() }).nullable() }),
+  sha256: z.string().nullable(),
+  timeline: z.array(TimelineEntry),
+}).meta({ id: 'MessageDetail' });
+
+export const MessageQuery = z.strictObject({
+  tenant: id.optional().meta({ description: 'Only this tenant' }),
+  rcpt: z.string().min(1).max(320).optional().meta({ description: 'Only messages to this recipient (case-insensitive)' }),
+  from: z.string().max(320).optional().meta({ description: 'Only messages from this envelope sender (case-insensitive; empty for bounces)' }),
+  since: timestamp.optional().meta({ description: 'Only messages received at or after (RFC 3339)' }),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  before: z.string().max(200).optional().meta({ description: 'The `next` value of the previous page' }),
+});
+
+// --- parked events ---------------------------------------------------------------------------
+
+export const ParkedSummary = z
+  .object({
+    id: z.string(),
+    parkedAt: timestamp,
+    sourceQueue: z.string().nullable(),
+    routingKey: z.string(),
+    reason: z.string().nullable().meta({ description: 'Why the broker dead-lettered it: rejected (unparsable or permanent failure), delivery_limit, …' }),
+    eventId: z.string().nullable(),
+    eventType: z.string().nullable(),
+    messageId: id.nullable(),
+    size: z.number().int(),
+    replayedAt: timestamp.nullable(),
+  })
+  .meta({ id: 'ParkedEvent' });
+
+export const ParkedList = z.object({ items: z.array(ParkedSummary), next: z.string().nullable() }).meta({ id: 'ParkedEventList' });
+
+export const ParkedDetail = ParkedSummary.extend({
+  headers: z.record(z.string(), z.unknown()),
+  body: z.string(),
+  bodyEncoding: z.enum(['utf8', 'base64']),
+}).meta({ id: 'ParkedEventDetail' });
+
+export const ParkedQuery = z.strictObject({
+  queue: z.string().max(200).optional().meta({ description: 'Only events parked from this queue (e.g. tracker, sender.a)' }),
+  state: z.enum(['parked', 'all']).default('parked').meta({ description: 'parked: not yet replayed (default); all: replayed ones too' }),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  before: z.string().regex(/^\d{1,18}$/, 'must be the `next` value of the previous page').optional(),
+});
+
+export const ReplayResult = z.object({ id: z.string(), routingKey: z.string(), replayedAt: timestamp }).meta({ id: 'ReplayResult' });
+
+export const Health = z.object({ status: z.string() }).meta({ id: 'Health' });

@@ -1,0 +1,58 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { connectDependencies, type Logger, type RunningService } from '@moat/runtime';
+import { createApp } from './app.js';
+import type { Config } from './config.js';
+import { createRepositories } from './repositories.js';
+
+export interface GatewayService extends RunningService {
+  /** The port the API listens on (MOAT_HTTP_PORT, or the one picked for 0). */
+  httpPort: number;
+  adminPort: number;
+}
+
+export async function start(config: Config, log: Logger): Promise<GatewayService> {
+  const deps = await connectDependencies('gateway', config, log);
+  const repos = createRepositories(deps.pool);
+  let server: http.Server;
+  try {
+    if (config.MOAT_BOOTSTRAP_TOKEN) await repos.apiKeys.ensureBootstrapToken(config.MOAT_BOOTSTRAP_TOKEN);
+    const app = createApp({ repos, broker: deps.broker, health: deps.health, log, bodyLimitBytes: config.MOAT_HTTP_BODY_LIMIT_BYTES });
+    server = http.createServer(app);
+    // Slowloris bounds: a client gets 30 s to send its headers and 60 s for the whole request.
+    server.headersTimeout = 30_000;
+    server.requestTimeout = 60_000;
+    server.keepAliveTimeout = 5_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.MOAT_HTTP_PORT, config.MOAT_HTTP_HOST, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    await deps.close();
+    throw err;
+  }
+  const httpPort = (server.address() as AddressInfo).port;
+  log.info({ host: config.MOAT_HTTP_HOST, port: httpPort, bootstrapToken: Boolean(config.MOAT_BOOTSTRAP_TOKEN) }, 'gateway listening');
+
+  let stopped: Promise<void> | null = null;
+  return {
+    httpPort,
+    adminPort: deps.adminPort,
+    stop() {
+      stopped ??= (async () => {
+        // Readiness goes 503 first, then stop accepting and let requests in flight finish (bounded).
+        deps.health.markShuttingDown();
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        const timer = setTimeout(() => server.closeAllConnections(), config.MOAT_SHUTDOWN_TIMEOUT_MS);
+        await closed;
+        clearTimeout(timer);
+        await deps.close();
+      })();
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * Group commit for consumers: callers add one item each and wait; items are written together
+ * (up to `maxItems`, or after `maxDelayMs`, or as soon as the previous write finishes) and
+ * every caller's promise settles with its batch's outcome. One write at a time by default, so
+ * batches never race each other for the same rows.
+ */
+export interface MicroBatcherOptions<T> {
+  maxItems: number;
+  maxDelayMs: number;
+  /** Writes a whole batch; resolves only once it is durable. */
+  write: (items: T[]) => Promise<void>;
+  /** Writes running at once (default 1). */
+  maxConcurrentWrites?: number;
+  /**
+   * When a batch write fails with an error for which this returns true (bad data, not a
+   * dependency outage), each item is written alone so that one poison item does not fail the
+   * others with it.
+   */
+  isolateOn?: (err: unknown) => boolean;
+}
+
+interface Waiting<T> {
+  item: T;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+export class MicroBatcher<T> {
+  private pending: Waiting<T>[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  /** Pending items may be written now (their delay elapsed, or a write just finished). */
+  private due = false;
+  private closing = false;
+  private readonly running = new Set<Promise<void>>();
+  private readonly maxConcurrent: number;
+
+  constructor(private readonly opts: MicroBatcherOptions<T>) {
+    this.maxConcurrent = opts.maxConcurrentWrites ?? 1;
+  }
+
+  /** Resolves once the item's batch is durable; rejects when its write failed. */
+  add(item: T): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ item, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  get size(): number {
+    return this.pending.length;
+  }
+
+  /** Writes everything pending and waits for every write in flight. */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.schedule();
+    while (this.running.size > 0 || this.pending.length > 0) {
+      await Promise.allSettled([...this.running]);
+      this.schedule();
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private schedule(): void {
+    while (
+      this.running.size < this.maxConcurrent &&
+      this.pending.length > 0 &&
+      (this.pending.length >= this.opts.maxItems || this.due || this.closing || this.opts.maxDelayMs === 0)
+    ) {
+      const batch = this.pending.splice(0, this.opts.maxItems);
+      this.due = false;
+      const run = this.run(batch).finally(() => {
+        this.running.delete(run);
+        // Whatever queued up during this write has waited long enough: write it next.
+        if (this.pending.length > 0) this.due = true;
+        this.schedule();
+      });
+      this.running.add(run);
+    }
+    if (this.pending.length === 0) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      this.due = false;
+    } else if (!this.timer && !this.due) {
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.due = true;
+        this.schedule();
+      }, this.opts.maxDelayMs);
+    }
+  }
+
+  private async run(batch: Waiting<T>[]): Promise<void> {
+    try {
+      await this.opts.write(batch.map((w) => w.item));
+      for (const w of batch) w.resolve();
+      return;
+    } catch (err) {
+      if (batch.length === 1 || !this.opts.isolateOn?.(err)) {
+        for (const w of batch) w.reject(err);
+        return;
+      }
+    }
+    for (const w of batch) {
+      try {
+        await this.opts.write([w.item]);
+        w.resolve();
+      } catch (err) {
+        w.reject(err);
+      }
+    }
+  }
+}
