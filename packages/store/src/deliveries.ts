@@ -211,19 +211,6 @@ export class DeliveryRepository {
     return res.rowCount === 1;
   }
 
-  /**
-   * Gives an attempt back (sending → queued) when the sender failed before any SMTP traffic
-   * (e.g. the message store was unreachable), so the redelivered request can claim it at once.
-   */
-  async releaseClaim(id: string, attempt: number): Promise<boolean> {
-    const res = await this.pool.query(
-      `UPDATE deliveries SET status = 'queued', lease_until = NULL, updated_at = now()
-        WHERE id = $1 AND attempt = $2 AND status = 'sending' AND NOT ${hasOutcomeForAttempt()}`,
-      [id, attempt],
-    );
-    return res.rowCount === 1;
-  }
-
   /** Records what an attempt did, before its result is published; false when the claim was lost. */
   async recordOutcome(id: string, attempt: number, result: DeliveryResultPayload): Promise<boolean> {
     const outcome: DeliveryOutcome = { attempt, result };

@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { baseConfigShape, envInt } from '@moat/runtime';
+
+/** A pool name becomes part of a routing key and a queue name (`delivery.requested.<pool>`, `sender.<pool>`). */
+export const poolName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,40}$/, 'lower-case letters, digits, _ and -');
+
+export const configSchema = z.object({
+  ...baseConfigShape,
+  /** How long a domain → routes lookup is reused (ms); route changes take effect within this bound. 0: no cache. */
+  MOAT_ROUTE_CACHE_MS: envInt(0, 3_600_000).default(5_000),
+  /** Pool whose senders deliver inbound mail to customers' servers. */
+  MOAT_DEFAULT_POOL: poolName.default('default'),
+  /** How long a row may stay 'publishing' before the scheduler publishes it again (a router died mid-publish). */
+  MOAT_PUBLISH_LEASE_MS: envInt(1_000, 3_600_000).default(30_000),
+  /** A recipient still deferred this long after its message was routed expires (5 days). */
+  MOAT_QUEUE_LIFETIME_MS: envInt(1_000, 60 * 86_400_000).default(5 * 86_400_000),
+  /** First retry delay; doubles per attempt up to MOAT_RETRY_MAX_MS, ±10 % jitter. */
+  MOAT_RETRY_BASE_MS: envInt(10, 86_400_000).default(300_000),
+  MOAT_RETRY_MAX_MS: envInt(10, 7 * 86_400_000).default(3_600_000),
+  /** How often the scheduler looks for due retries and expired leases. */
+  MOAT_SCHEDULER_INTERVAL_MS: envInt(10, 600_000).default(1_000),
+  /**
+   * A delivery 'queued' this long has its request published again (the sender dedupes): recovers
+   * requests dead-lettered to parking. Keep it well above the longest normal queueing time.
+   */
+  MOAT_QUEUED_REPUBLISH_MS: envInt(1_000, 7 * 86_400_000).default(3_600_000),
+  /** Rows the scheduler takes per query and kind. */
+  MOAT_SCHEDULER_BATCH: envInt(1, 10_000).default(100),
+});
+export type Config = z.infer<typeof configSchema>;

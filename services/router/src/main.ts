@@ -1,0 +1,4 @@
+import { runMain } from '@moat/runtime';
+import { configSchema, start } from './index.js';
+
+await runMain('router', configSchema, start);

@@ -1,0 +1,126 @@
+import { routingKeys, type AnyEvent, type DeliveryResultPayload, type MessageFilteredPayload, type Route, type TrackingKind } from '@moat/contracts';
+import { uuidFrom, type Broker, type Logger } from '@moat/runtime';
+import type { Delivery, DeliveryRepository, NewDelivery } from '@moat/store';
+import { groupByDestination, recipientDomain } from './destinations.js';
+import { RequestPublisher } from './requests.js';
+import { decideResult, type ResultPolicy } from './result.js';
+
+export interface RouterOptions {
+  broker: Broker;
+  deliveries: DeliveryRepository;
+  publisher: RequestPublisher;
+  /** Routes of a protected domain, or null when it is not protected (cached by the caller). */
+  findRoutes: (domain: string) => Promise<Route[] | null>;
+  pool: string;
+  publishLeaseMs: number;
+  policy: ResultPolicy;
+  log: Logger;
+  now?: () => Date;
+}
+
+/**
+ * The router's two consumers (queue `router`): message.filtered → deliveries, delivery.result →
+ * done / retry / expired. Both are idempotent: ids derive from the input event, each row
+ * transition is conditional on (id, attempt, status), and every event is published before the
+ * state change that would make a redelivery skip it.
+ */
+export class DeliveryRouter {
+  private readonly now: () => Date;
+
+  constructor(private readonly opts: RouterOptions) {
+    this.now = opts.now ?? (() => new Date());
+  }
+
+  async handle(event: AnyEvent): Promise<void> {
+    if (event.type === 'message.filtered') return this.onFiltered(event.payload);
+    if (event.type === 'delivery.result') return this.onResult(event.payload);
+    this.opts.log.warn({ type: event.type, eventId: event.id }, 'router queue got an event it does not handle; ignoring');
+  }
+
+  private async publishTrackingEvent(id: string, messageId: string, tenantId: string, kind: TrackingKind, rcpt: string[], detail: Record<string, unknown>): Promise<void> {
+    const { broker } = this.opts;
+    await broker.publish(routingKeys.messageEvent, broker.envelope('message.event', { messageId, tenantId, kind, rcpt, detail }, id));
+  }
+
+  async onFiltered(p: MessageFilteredPayload): Promise<void> {
+    if (p.verdict !== 'deliver') {
+      // Quarantine and reject are decided by the filter; the router only makes them visible.
+      // No delivery is created (the quarantine itself belongs to the archive).
+      const kind = p.verdict === 'quarantine' ? 'quarantined' : 'rejected';
+      await this.publishTrackingEvent(uuidFrom(p.messageId, 'router', kind), p.messageId, p.tenantId, kind, p.rcptTo, { score: p.score, reasons: p.reasons });
+      return;
+    }
+    let deliveries = await this.opts.deliveries.forMessage(p.messageId);
+    if (deliveries.length === 0) deliveries = await this.route(p);
+    // Rows past 'publishing' are on a sender queue already (or beyond): never published twice
+    // by the router. Rows still 'publishing' are (re-)published: the sender dedupes.
+    await Promise.all(deliveries.filter((d) => d.status === 'publishing').map((d) => this.publishFirstAttempt(d)));
+  }
+
+  /** Routes a message that has no deliveries yet; returns the rows of the routing decision. */
+  private async route(p: MessageFilteredPayload): Promise<Delivery[]> {
+    const routesByDomain = new Map<string, Route[] | null>();
+    for (const rcpt of p.rcptTo) {
+      const domain = recipientDomain(rcpt);
+      if (domain !== null && !routesByDomain.has(domain)) routesByDomain.set(domain, await this.opts.findRoutes(domain));
+    }
+    const { groups, unrouted } = groupByDestination(p.rcptTo, (domain) => routesByDomain.get(domain) ?? null);
+    // Final fates of unroutable recipients are published before the rows are written: once rows
+    // exist, a redelivered event is not routed again and could not publish them any more.
+    const byReason = new Map<string, string[]>();
+    for (const u of unrouted) {
+      // Outbound mail to other organisations' domains is routed by MX, which this router does
+      // not do yet: say so instead of calling the domain "deleted".
+      const reason = u.cause === 'not-protected' && p.direction === 'outbound' ? `${u.reason}; delivery to external domains (MX routing) is not available` : u.reason;
+      byReason.set(reason, [...(byReason.get(reason) ?? []), u.rcpt]);
+    }
+    for (const [reason, rcpts] of byReason) {
+      await this.publishTrackingEvent(uuidFrom(p.messageId, 'router', 'unrouted', reason), p.messageId, p.tenantId, 'failed', rcpts, { reason });
+    }
+    if (groups.length === 0) return [];
+    const rows: NewDelivery[] = groups.map((g) => ({
+      id: uuidFrom(p.messageId, g.destination),
+      messageId: p.messageId,
+      tenantId: p.tenantId,
+      receivedAt: new Date(p.store.receivedAt),
+      pool: this.opts.pool,
+      destination: g.destination,
+      routes: g.routes,
+      mailFrom: p.mailFrom,
+      rcpts: g.rcpts,
+      prependHeaders: p.prependHeaders,
+      size: Buffer.byteLength(p.prependHeaders) + p.size,
+    }));
+    const { deliveries } = await this.opts.deliveries.createForMessage(p.messageId, rows, this.opts.publishLeaseMs);
+    return deliveries;
+  }
+
+  private async publishFirstAttempt(d: Delivery): Promise<void> {
+    if (d.attempt === 1) {
+      await this.publishTrackingEvent(uuidFrom(d.id, 'routed'), d.messageId, d.tenantId, 'routed', d.rcpts, {
+        deliveryId: d.id,
+        destination: d.destination,
+        pool: d.pool,
+        routes: d.routes,
+      });
+    }
+    await this.opts.publisher.publishAttempt(d);
+  }
+
+  async onResult(r: DeliveryResultPayload): Promise<void> {
+    const row = await this.opts.deliveries.get(r.deliveryId);
+    if (!row || row.attempt !== r.attempt || row.status === 'done') {
+      this.opts.log.debug({ deliveryId: r.deliveryId, attempt: r.attempt, rowAttempt: row?.attempt, status: row?.status }, 'duplicate or superseded delivery.result; ignoring');
+      return;
+    }
+    const decision = decideResult(row, r, this.now(), this.opts.policy);
+    // Published before the row changes: if the update below is lost (crash), the redelivered
+    // result publishes the same event ids again; the other way round a fate could vanish.
+    for (const e of decision.events) await this.publishTrackingEvent(e.id, row.messageId, row.tenantId, e.kind, e.rcpt, e.detail);
+    const applied = await this.opts.deliveries.applyResult(row.id, row.attempt, decision.application);
+    this.opts.log.debug(
+      { deliveryId: row.id, attempt: row.attempt, finished: decision.finished.length, remaining: decision.remaining.length, status: decision.application.status, applied },
+      'delivery result applied',
+    );
+  }
+}

@@ -1,0 +1,63 @@
+import { queues } from '@moat/contracts';
+import { connectDependencies, type Logger, type RunningService } from '@moat/runtime';
+import { DeliveryRepository, TenantRepository, TtlCache } from '@moat/store';
+import type { Route } from '@moat/contracts';
+import type { Config } from './config.js';
+import { RequestPublisher } from './requests.js';
+import { DeliveryRouter } from './router.js';
+import { Scheduler } from './scheduler.js';
+
+export interface RunningRouter extends RunningService {
+  /** The admin port actually bound (-1 when off). */
+  adminPort: number;
+}
+
+/**
+ * The router: consumes message.filtered and delivery.result (queue `router`), writes the
+ * deliveries table, publishes delivery.requested.<pool>, and runs the retry/lease scheduler.
+ */
+export async function start(config: Config, log: Logger): Promise<RunningRouter> {
+  const deps = await connectDependencies('router', config, log);
+  const tenants = new TenantRepository(deps.pool);
+  const deliveries = new DeliveryRepository(deps.pool);
+  const routeCache = new TtlCache<Route[] | null>(config.MOAT_ROUTE_CACHE_MS);
+  const publisher = new RequestPublisher(deps.broker, deliveries);
+  const router = new DeliveryRouter({
+    broker: deps.broker,
+    deliveries,
+    publisher,
+    findRoutes: async (domain) => {
+      const load = async () => (await tenants.findDomainByName(domain))?.routes ?? null;
+      // "Not protected" fails the recipient for good: never take that answer from the cache.
+      return (await routeCache.get(domain, load)) ?? (await load());
+    },
+    pool: config.MOAT_DEFAULT_POOL,
+    publishLeaseMs: config.MOAT_PUBLISH_LEASE_MS,
+    policy: { retry: { baseMs: config.MOAT_RETRY_BASE_MS, maxMs: config.MOAT_RETRY_MAX_MS }, lifetimeMs: config.MOAT_QUEUE_LIFETIME_MS },
+    log,
+  });
+  const scheduler = new Scheduler({
+    deliveries,
+    publisher,
+    intervalMs: config.MOAT_SCHEDULER_INTERVAL_MS,
+    batch: config.MOAT_SCHEDULER_BATCH,
+    publishLeaseMs: config.MOAT_PUBLISH_LEASE_MS,
+    queuedRepublishMs: config.MOAT_QUEUED_REPUBLISH_MS,
+    log,
+  });
+  try {
+    await deps.broker.consume(queues.router, (delivery) => router.handle(delivery.event));
+  } catch (err) {
+    await deps.close();
+    throw err;
+  }
+  scheduler.start();
+  return {
+    adminPort: deps.adminPort,
+    async stop() {
+      await scheduler.stop();
+      await deps.broker.drain(config.MOAT_SHUTDOWN_TIMEOUT_MS);
+      await deps.close();
+    },
+  };
+}

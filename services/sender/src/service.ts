@@ -1,0 +1,73 @@
+import { queues } from '@moat/contracts';
+import { connectDependencies, createResolver, PermanentFailure, type Logger, type RunningService } from '@moat/runtime';
+import { DeliveryRepository, keyringFromConfig, MessageStore } from '@moat/store';
+import type { Config } from './config.js';
+import { ConnectionPool } from './connection-pool.js';
+import { Deliverer } from './deliver.js';
+import { SendHandler } from './handler.js';
+import type { SmtpSession } from './smtp-session.js';
+
+export interface RunningSender extends RunningService {
+  adminPort: number;
+  /** The pool this sender serves. */
+  pool: string;
+}
+
+/**
+ * A sender for one pool: consumes `sender.<pool>`, delivers each attempt in one SMTP transaction
+ * from MOAT_SOURCE_IP, and reports delivery.result.
+ */
+export async function start(config: Config, log: Logger): Promise<RunningSender> {
+  const deps = await connectDependencies('sender', config, log);
+  const policy = queues.sender(config.MOAT_POOL);
+  const session = {
+    ehloName: config.MOAT_EHLO_NAME,
+    localAddress: config.MOAT_SOURCE_IP,
+    connectTimeoutMs: config.MOAT_SMTP_CONNECT_TIMEOUT_MS,
+    greetingTimeoutMs: config.MOAT_SMTP_GREETING_TIMEOUT_MS,
+    socketTimeoutMs: config.MOAT_SMTP_SOCKET_TIMEOUT_MS,
+  };
+  const connections = new ConnectionPool<SmtpSession>({
+    maxPerDestination: config.MOAT_MAX_CONNECTIONS_PER_DESTINATION,
+    idleMs: config.MOAT_SMTP_IDLE_MS,
+    resetTimeoutMs: Math.min(config.MOAT_SMTP_GREETING_TIMEOUT_MS, 30_000),
+  });
+  const deliverer = new Deliverer({
+    pool: connections,
+    session,
+    resolve: createResolver({ mode: config.MOAT_DNS_MODE, servers: config.MOAT_DNS_SERVERS, staticFile: config.MOAT_DNS_STATIC_FILE, timeoutMs: config.MOAT_DNS_TIMEOUT_MS }),
+    // The attempt must end (and be reported) before the broker's handler timeout hands the
+    // request to someone else; one minute is left for reading the body and publishing.
+    attemptBudgetMs: policy.handlerTimeoutMs - 60_000,
+    log,
+  });
+  const handler = new SendHandler({
+    broker: deps.broker,
+    deliveries: new DeliveryRepository(deps.pool),
+    store: new MessageStore(deps.pool, keyringFromConfig(config)),
+    deliverer,
+    leaseMs: config.MOAT_SEND_LEASE_MS,
+    log,
+  });
+  try {
+    await deps.broker.consume(policy, async ({ event }) => {
+      if (event.type !== 'delivery.requested') throw new PermanentFailure(`sender queue got ${event.type}`);
+      await handler.handle(event.payload);
+    });
+  } catch (err) {
+    await deps.close();
+    throw err;
+  }
+  log.info({ pool: config.MOAT_POOL, sourceIp: config.MOAT_SOURCE_IP ?? null, ehlo: config.MOAT_EHLO_NAME }, 'sender consuming');
+  return {
+    adminPort: deps.adminPort,
+    pool: config.MOAT_POOL,
+    async stop() {
+      // Stop taking requests and let transactions in flight finish and report (nothing is sent
+      // twice because of a shutdown), then QUIT the kept connections.
+      await deps.broker.drain(config.MOAT_SHUTDOWN_TIMEOUT_MS);
+      await connections.close();
+      await deps.close();
+    },
+  };
+}
