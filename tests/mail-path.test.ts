@@ -171,12 +171,18 @@ describe('the mail path', () => {
     const failed = msg.recipients.find((r: { rcpt: string }) => r.rcpt === `nobody@${domain}`);
     expect(JSON.stringify(failed.lastReply)).toContain('User unknown in virtual mailbox table');
     const types = msg.timeline.map((e: { type: string }) => e.type);
-    expect(types).toEqual(expect.arrayContaining(['message.accepted', 'message.filtered', 'delivery.requested', 'delivery.result']));
-    const accepted = msg.timeline.find((e: { type: string }) => e.type === 'message.accepted');
+    expect(types).toEqual(expect.arrayContaining(['accepted', 'filtered', 'delivery_requested', 'delivery_attempt']));
+    const routed = msg.timeline.find((e: { type: string }) => e.type === 'delivery_requested');
+    expect(routed.detail.pool).toBe('default');
+    expect(routed.detail.destination).toContain(`127.0.0.1:${picky.port}`);
+    const filtered = msg.timeline.find((e: { type: string }) => e.type === 'filtered');
+    expect(filtered.detail.verdict).toBe('deliver');
+    expect(filtered.detail.authResults).toMatch(/spf=/);
+    const accepted = msg.timeline.find((e: { type: string }) => e.type === 'accepted');
     expect(accepted.detail.clientIp).toBe('127.0.0.1');
     expect(accepted.detail.helo).toBe('client.test');
     expect(accepted.detail.sha256).toMatch(/^[0-9a-f]{64}$/);
-    const attempt = msg.timeline.find((e: { type: string }) => e.type === 'delivery.result');
+    const attempt = msg.timeline.find((e: { type: string }) => e.type === 'delivery_attempt');
     expect(attempt.detail.remoteHost).toContain(String(picky.port));
     expect(attempt.detail.sourceIp).toBe('127.0.0.1');
     // The list endpoint filters by tenant and recipient.
@@ -193,11 +199,18 @@ describe('the mail path', () => {
     ch.publish(`${t.id}.events`, 'message.accepted', Buffer.from(poison), { persistent: true });
     await ch.waitForConfirms();
     await conn.close();
+    // It was routed to both consumers of message.accepted (filter and tracker): both park it.
     const parked = await eventually(async () => {
-      const res = await api.request('GET', '/api/v1/parked');
-      return (res.body?.items ?? []).find((p: { body?: string; routingKey: string }) => JSON.stringify(p).includes('poison')) ?? null;
+      const res = await api.request('GET', '/api/v1/parked?queue=filter');
+      for (const item of res.body?.items ?? []) {
+        const detail = await api.request('GET', `/api/v1/parked/${item.id}`);
+        if (String(detail.body?.body).includes('poison')) return detail.body;
+      }
+      return null;
     });
     expect(parked.routingKey).toBe('message.accepted');
+    expect(parked.sourceQueue).toBe('filter');
+    expect(parked.body).toBe(poison);
     // And the queue is not blocked: a normal message still goes through.
     const domain = `g${uniq()}.example`;
     await api.provision('AfterPoison', [{ name: domain, routes: [{ host: '127.0.0.1', port: customerA.port, priority: 10 }] }]);
