@@ -43,8 +43,6 @@ export async function runLoad(opts: { port: number; total: number; sessions: num
   const sent: Sent[] = [];
   let next = 0;
   const t0 = performance.now();
-  const bodies = new Map<number, Buffer>();
-  void bodies;
   async function worker(): Promise<void> {
     let conn = await openSession(opts.port);
     for (;;) {

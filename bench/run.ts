@@ -61,6 +61,8 @@ interface RunResult {
   lost: number;
   duplicates: number;
   cpuMsPerMessage: number;
+  /** CPU ms per delivered message, per process group (each service, rabbitmq, postgres, redis). */
+  cpuBreakdown: Record<string, number>;
 }
 
 async function main(): Promise<void> {
@@ -115,15 +117,28 @@ async function main(): Promise<void> {
     const total = Number(args.messages);
 
     const cpuPids = () => [
-      ...childProcesses(supervisor.pid!).map((c) => c.pid),
-      ...pidsOf('beam.smp'),
-      ...pidsOf('postgres'),
-      ...pidsOf('redis-server'),
+      ...childProcesses(supervisor.pid!),
+      ...pidsOf('beam.smp').map((pid) => ({ pid, name: 'rabbitmq' })),
+      ...pidsOf('postgres').map((pid) => ({ pid, name: 'postgres' })),
+      ...pidsOf('redis-server').map((pid) => ({ pid, name: 'redis' })),
     ];
-    const cpuNow = () => cpuPids().reduce((sum, pid) => sum + (sample(pid, '')?.cpuMs ?? 0), 0);
+    // CPU per process group, keyed by pid so a restarted process is not subtracted from another.
+    const cpuNow = () => {
+      const byPid = new Map<number, { name: string; cpuMs: number }>();
+      for (const p of cpuPids()) {
+        const s = sample(p.pid, p.name);
+        if (s) byPid.set(p.pid, { name: p.name, cpuMs: s.cpuMs });
+      }
+      return byPid;
+    };
+    const cpuDelta = (a: Map<number, { name: string; cpuMs: number }>, b: Map<number, { name: string; cpuMs: number }>) => {
+      const out: Record<string, number> = {};
+      for (const [pid, after] of b) out[after.name] = (out[after.name] ?? 0) + after.cpuMs - (a.get(pid)?.cpuMs ?? 0);
+      return out;
+    };
 
     async function measure(label: string, size: number, count: number, ratePerSec?: number): Promise<RunResult> {
-      const prefix = `${label}-${size}-${randomBytes(3).toString('hex')}`;
+      const prefix = `${label.replace(/[^a-z0-9]+/gi, "_")}-${size}-${randomBytes(3).toString("hex")}`;
       const cpu0 = cpuNow();
       const t0 = performance.now();
       const sent = await runLoad({ port: smtpPort, total: count, sessions, rcpts, from: `bench@sender.test`, size, prefix, ...(ratePerSec ? { ratePerSec } : {}) });
@@ -138,7 +153,10 @@ async function main(): Promise<void> {
         .map((s: Sent) => (sink.arrivals.get(s.benchId)?.at ?? NaN) - s.startedAt)
         .filter((x) => !Number.isNaN(x))
         .sort((a, b) => a - b);
-      const cpu1 = cpuNow();
+      const cpu = cpuDelta(cpu0, cpuNow());
+      const perMessage = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, v / Math.max(1, arrivals.length)]));
+      const cpuTotal = Object.values(cpu).reduce((a, b) => a + b, 0);
+      if (accepted.length - arrivals.length > 0) console.error(`${label}: ${accepted.length - arrivals.length} not delivered within 120 s; supervisor output:\n${supervisorOut.slice(-5000)}`);
       return {
         label,
         size,
@@ -150,7 +168,8 @@ async function main(): Promise<void> {
         refused: sent.length - accepted.length,
         lost: accepted.length - arrivals.length,
         duplicates: arrivals.filter((a) => a.rcpts !== rcpts.length).length,
-        cpuMsPerMessage: (cpu1 - cpu0) / Math.max(1, arrivals.length),
+        cpuMsPerMessage: cpuTotal / Math.max(1, arrivals.length),
+        cpuBreakdown: perMessage,
       };
     }
 
@@ -182,6 +201,9 @@ async function main(): Promise<void> {
       (r) =>
         `${r.label.padEnd(18)} ${String(r.size).padStart(6)} ${String(r.messages).padStart(7)} ${r.acceptedPerSec.toFixed(0).padStart(11)} ${r.deliveredPerSec.toFixed(0).padStart(12)} ${r.p50.toFixed(1).padStart(7)} ${r.p99.toFixed(1).padStart(7)} ${r.cpuMsPerMessage.toFixed(2).padStart(11)} ${String(r.refused).padStart(8)} ${String(r.lost).padStart(5)} ${String(r.duplicates).padStart(4)}`,
     ),
+    '',
+    'CPU ms per message by process: ',
+    ...results.map((r) => `  ${r.label} ${r.size}: ` + Object.entries(r.cpuBreakdown).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')),
     '',
     'peak RSS per service (MiB): ' + [...peak.values()].map((s) => `${s.name} ${(s.peakRssKiB / 1024).toFixed(0)}`).join(', '),
   ];

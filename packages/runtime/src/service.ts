@@ -94,7 +94,7 @@ export async function runMain<S extends z.ZodObject>(
   const log = createLogger(name, (config as unknown as BaseConfig).MOAT_LOG_LEVEL);
   const shutdown = new Shutdown(log, (config as unknown as BaseConfig).MOAT_SHUTDOWN_TIMEOUT_MS);
   shutdown.installSignalHandlers();
-  const stopTelemetry = startTelemetry(name, (config as unknown as BaseConfig).OTEL_EXPORTER_OTLP_ENDPOINT, log);
+  const stopTelemetry = await startTelemetry(name, (config as unknown as BaseConfig).OTEL_EXPORTER_OTLP_ENDPOINT, log);
   try {
     const running = await start(config, log);
     shutdown.register('service', () => running.stop());

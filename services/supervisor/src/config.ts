@@ -50,6 +50,8 @@ export const configSchema = z.object({
   MOAT_READY_TIMEOUT_MS: envInt(1_000, 3_600_000).default(60_000),
   /** `pretty` renders the services' JSON log lines for a terminal; `raw` passes them through. */
   MOAT_SUPERVISOR_OUTPUT: z.enum(['pretty', 'raw']).default('pretty'),
+  /** Extra node flags for every service, space-separated (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile). */
+  MOAT_NODE_ARGS: z.string().default(''),
   /** The services' listening ports, only to print where the stack answers (they read them themselves). */
   MOAT_SMTP_PORT: envInt(1, 65_535).default(2525),
   MOAT_HTTP_PORT: envInt(1, 65_535).default(8080),

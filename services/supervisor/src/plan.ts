@@ -18,6 +18,8 @@ export interface PlanInput {
   servicesDir: string;
   /** The node binary (process.execPath). */
   nodePath: string;
+  /** Extra node flags for every service (profiling). */
+  nodeArgs?: readonly string[];
   /** The environment every process inherits. */
   env: Record<string, string | undefined>;
   /** Variables set for every process on top of `env` (the resolved secrets). */
@@ -68,7 +70,7 @@ function processFor(
     script,
     command: input.nodePath,
     // Source maps: stack traces in the output point at the TypeScript sources.
-    args: ['--enable-source-maps', script],
+    args: ['--enable-source-maps', ...(input.nodeArgs ?? []), script],
     env: { ...inherited, ...input.shared, ...own, MOAT_ADMIN_PORT: String(adminPort) },
   };
 }

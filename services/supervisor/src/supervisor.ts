@@ -75,6 +75,7 @@ export async function startSupervisor(config: Config, io: SupervisorIo): Promise
     adminPortBase: config.MOAT_ADMIN_PORT_BASE,
     servicesDir,
     nodePath: io.nodePath,
+    nodeArgs: config.MOAT_NODE_ARGS.split(/\s+/).filter(Boolean),
     env: io.env,
     shared: { MOAT_MASTER_KEY: secrets.masterKey.value, MOAT_BOOTSTRAP_TOKEN: secrets.bootstrapToken.value },
   });
