@@ -1,5 +1,6 @@
 import { deliveryResultPayload, type DeliveryResultPayload, type Route } from '@moat/contracts';
-import { inTransaction, type Pool } from '@moat/runtime';
+import type { Pool } from '@moat/runtime';
+import type { SealedBodyRow } from './message-store.js';
 
 /**
  * The delivery queue's durable truth: one row per (message, destination). The router creates
@@ -7,10 +8,14 @@ import { inTransaction, type Pool } from '@moat/runtime';
  * single conditional UPDATE on (id, attempt, status), so a duplicate or stale event changes
  * nothing and two processes can never both own an attempt.
  *
+ *   (routed) ─────────────────────────┐
+ *                                     ▼
  *   publishing ─(request confirmed)─► queued ─(sender claim)─► sending ─(result)─► done
  *        ▲                                                        │          └──► deferred ─(due)─┐
  *        └──────────── scheduler: due retry / expired lease ◄─────┴────────────────────────────────┘
  *
+ * First attempts are written 'queued' directly (the router re-publishes them while its input
+ * event is redelivered); later attempts go through 'publishing' under a lease.
  * The scheduler also re-publishes (same attempt) rows stuck in 'publishing' or 'queued', and re-
  * reports an attempt whose sender recorded its outcome but may not have published it.
  */
@@ -132,36 +137,44 @@ const plusMs = (param: string) => `now() + (${param}::integer * interval '1 mill
 /** True when the row already holds the outcome of its current attempt. */
 const hasOutcomeForAttempt = (alias = '') => `coalesce((${alias}outcome->>'attempt')::integer = ${alias}attempt, false)`;
 
+/** A sender's claim of (id $1, attempt $2) for $3 ms; see DeliveryRepository.claim. */
+const claimStatement = `UPDATE deliveries SET status = 'sending', lease_until = ${plusMs('$3')}, updated_at = now()
+    WHERE id = $1 AND attempt = $2
+      AND (status IN ('publishing', 'queued') OR (status = 'sending' AND lease_until < now()))
+      AND NOT ${hasOutcomeForAttempt()}
+    RETURNING *`;
+
 export class DeliveryRepository {
   constructor(private readonly pool: Pool) {}
 
   /**
-   * Records the routing decision for a message: all its deliveries in one transaction, or none.
-   * Serialised per message (advisory lock), and done at most once: when rows for the message
-   * already exist (a redelivered message.filtered, or a second router racing this one), nothing
-   * is inserted and the existing rows are returned, so a route change between two passes can
-   * never produce a second, differently keyed delivery of the same recipients.
-   * New rows start in 'publishing', attempt 1, with a lease bounding the wait for the publish.
+   * Records the routing decision for a message in one round trip (function route_message,
+   * migration 1732700003000): all its deliveries at once, or none. Serialised per message
+   * (advisory lock), and done at most once: when rows for the message already exist (a
+   * redelivered message.filtered, or a second router racing this one), nothing is inserted and
+   * the existing rows are returned, so a route change between two passes can never produce a
+   * second, differently keyed delivery of the same recipients.
+   * New rows are attempt 1 and already 'queued' (no lease): the caller publishes their requests
+   * next, and re-publishes attempt-1 rows still 'queued' when the input event comes back.
    */
-  async createForMessage(messageId: string, rows: NewDelivery[], publishLeaseMs: number): Promise<{ created: boolean; deliveries: Delivery[] }> {
-    return inTransaction(this.pool, async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`deliveries:${messageId}`]);
-      const existing = await client.query<DeliveryRowRaw>('SELECT * FROM deliveries WHERE message_id = $1 ORDER BY created_at, id', [messageId]);
-      if (existing.rows.length > 0) return { created: false, deliveries: existing.rows.map(toDelivery) };
-      const inserted: Delivery[] = [];
-      for (const d of rows) {
-        const res = await client.query<DeliveryRowRaw>(
-          `INSERT INTO deliveries (id, message_id, tenant_id, received_at, pool, destination, routes, mail_from, rcpts, prepend_headers, size, attempt, status, lease_until)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, 'publishing', ${plusMs('$12')})
-           ON CONFLICT (id) DO NOTHING
-           RETURNING *`,
-          [d.id, d.messageId, d.tenantId, d.receivedAt, d.pool, d.destination, JSON.stringify(d.routes), d.mailFrom, d.rcpts, d.prependHeaders, d.size, publishLeaseMs],
-        );
-        const row = res.rows[0];
-        if (row) inserted.push(toDelivery(row));
-      }
-      return { created: true, deliveries: inserted };
-    });
+  async createForMessage(messageId: string, rows: NewDelivery[]): Promise<{ created: boolean; deliveries: Delivery[] }> {
+    if (rows.some((d) => d.messageId !== messageId)) throw new Error('createForMessage: every row must belong to the message');
+    const json = rows.map((d) => ({
+      id: d.id,
+      tenant_id: d.tenantId,
+      received_at: d.receivedAt.toISOString(),
+      pool: d.pool,
+      destination: d.destination,
+      routes: d.routes,
+      mail_from: d.mailFrom,
+      rcpts: d.rcpts,
+      prepend_headers: d.prependHeaders,
+      size: d.size,
+    }));
+    const res = await this.pool.query<DeliveryRowRaw & { created: boolean }>('SELECT r.created, (r.delivery).* FROM route_message($1, $2) r', [messageId, JSON.stringify(json)]);
+    // Either every row was inserted by this call or none was (existing rows short-circuit).
+    const created = res.rows.length > 0 ? res.rows.every((r) => r.created) : rows.length === 0;
+    return { created, deliveries: res.rows.map(toDelivery) };
   }
 
   async get(id: string): Promise<Delivery | null> {
@@ -190,15 +203,27 @@ export class DeliveryRepository {
    * this attempt is recorded: such an attempt has been sent already and is only re-reported.
    */
   async claim(id: string, attempt: number, leaseMs: number): Promise<Delivery | null> {
-    const res = await this.pool.query<DeliveryRowRaw>(
-      `UPDATE deliveries SET status = 'sending', lease_until = ${plusMs('$3')}, updated_at = now()
-        WHERE id = $1 AND attempt = $2
-          AND (status IN ('publishing', 'queued') OR (status = 'sending' AND lease_until < now()))
-          AND NOT ${hasOutcomeForAttempt()}
-        RETURNING *`,
+    const res = await this.pool.query<DeliveryRowRaw>(claimStatement, [id, attempt, leaseMs]);
+    return res.rows[0] ? toDelivery(res.rows[0]) : null;
+  }
+
+  /**
+   * claim() and the read of the message's sealed body in one round trip. `body` is null when the
+   * claim succeeded but the message is no longer in the store (retention, deleted). The claim
+   * and the read are one statement: if it fails, nothing was claimed.
+   */
+  async claimWithBody(id: string, attempt: number, leaseMs: number): Promise<{ delivery: Delivery; body: SealedBodyRow | null } | null> {
+    const res = await this.pool.query<DeliveryRowRaw & { key_id: string | null; wrapped_key: Buffer | null; iv: Buffer | null; tag: Buffer | null; body: Buffer | null }>(
+      `WITH c AS (${claimStatement})
+       SELECT c.*, m.key_id, m.wrapped_key, m.iv, m.tag, m.body
+         FROM c LEFT JOIN messages m ON m.received_at = c.received_at AND m.id = c.message_id`,
       [id, attempt, leaseMs],
     );
-    return res.rows[0] ? toDelivery(res.rows[0]) : null;
+    const row = res.rows[0];
+    if (!row) return null;
+    const { key_id, wrapped_key, iv, tag, body } = row;
+    const sealed = key_id !== null && wrapped_key !== null && iv !== null && tag !== null && body !== null ? { key_id, wrapped_key, iv, tag, body } : null;
+    return { delivery: toDelivery(row), body: sealed };
   }
 
   /** Extends the claim while a long transaction runs; false when the claim was lost. */

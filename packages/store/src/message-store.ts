@@ -10,6 +10,15 @@ export interface StoredMessage {
   raw: Buffer;
 }
 
+/** The sealed columns of a messages row, as selected from Postgres. */
+export interface SealedBodyRow {
+  key_id: string;
+  wrapped_key: Buffer;
+  iv: Buffer;
+  tag: Buffer;
+  body: Buffer;
+}
+
 /**
  * The message store: bodies are written once and read by the filter, the archive and every
  * delivery attempt (single-instance storage). Reads address the day partition through the
@@ -38,15 +47,23 @@ export class MessageStore {
 
   /** Reads and decrypts a body; throws NOT_FOUND (permanent) when the reference points nowhere. */
   async get(ref: StoreRef): Promise<Buffer> {
-    let rows: Array<{ key_id: string; wrapped_key: Buffer; iv: Buffer; tag: Buffer; body: Buffer }>;
+    let rows: SealedBodyRow[];
     try {
-      const res = await this.pool.query('SELECT key_id, wrapped_key, iv, tag, body FROM messages WHERE received_at = $1 AND id = $2', [ref.receivedAt, ref.messageId]);
+      const res = await this.pool.query<SealedBodyRow>('SELECT key_id, wrapped_key, iv, tag, body FROM messages WHERE received_at = $1 AND id = $2', [ref.receivedAt, ref.messageId]);
       rows = res.rows;
     } catch (err) {
       throw new MoatError('STORE_READ_FAILED', `message store read failed: ${(err as Error).message}`, { cause: err });
     }
     const row = rows[0];
     if (!row) throw new MoatError('NOT_FOUND', `message ${ref.messageId} is not in the store`, { permanent: true });
+    return this.openRow(ref, row);
+  }
+
+  /**
+   * Decrypts a body whose row was read by another statement (e.g. a sender's claim that joins the
+   * messages table, saving a round trip). Throws DECRYPT_FAILED like get().
+   */
+  openRow(ref: StoreRef, row: SealedBodyRow): Buffer {
     return open(this.keyring, { keyId: row.key_id, wrappedKey: row.wrapped_key, iv: row.iv, tag: row.tag, ciphertext: row.body }, ref.messageId);
   }
 

@@ -28,6 +28,8 @@ export const resultEventId = (deliveryId: string, attempt: number) => uuidFrom(d
  * Publishes attempts to their pool's sender queue: publish, wait for the broker's confirm, then
  * publishing → queued. A crash between the two leaves the row 'publishing' under a lease, and the
  * scheduler publishes it again; the sender claims each attempt once, so that is harmless.
+ * Rows already 'queued' (first attempts, written so by the router; rows the scheduler re-publishes
+ * after a long wait) are only published: there is no state to change.
  */
 export class RequestPublisher {
   /** Pools whose sender queue this process has declared (once per pool and process). */
@@ -46,7 +48,7 @@ export class RequestPublisher {
       this.declared.add(d.pool);
     }
     await this.broker.publish(routingKeys.deliveryRequested(d.pool), this.broker.envelope('delivery.requested', requestOf(d), requestEventId(d.id, d.attempt)));
-    await this.deliveries.markQueued(d.id, d.attempt);
+    if (d.status === 'publishing') await this.deliveries.markQueued(d.id, d.attempt);
   }
 
   /** Re-publishes an outcome a sender recorded but may not have published (see the scheduler). */

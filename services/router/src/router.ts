@@ -1,8 +1,8 @@
 import { routingKeys, type AnyEvent, type DeliveryResultPayload, type MessageFilteredPayload, type Route, type TrackingKind } from '@moat/contracts';
 import { uuidFrom, type Broker, type Logger } from '@moat/runtime';
 import type { Delivery, DeliveryRepository, NewDelivery } from '@moat/store';
-import { groupByDestination, recipientDomain } from './destinations.js';
-import { RequestPublisher } from './requests.js';
+import { groupByDestination, recipientDomain, type Unrouted } from './destinations.js';
+import type { RequestPublisher } from './requests.js';
 import { decideResult, type ResultPolicy } from './result.js';
 
 export interface RouterOptions {
@@ -12,7 +12,6 @@ export interface RouterOptions {
   /** Routes of a protected domain, or null when it is not protected (cached by the caller). */
   findRoutes: (domain: string) => Promise<Route[] | null>;
   pool: string;
-  publishLeaseMs: number;
   policy: ResultPolicy;
   log: Logger;
   now?: () => Date;
@@ -50,14 +49,18 @@ export class DeliveryRouter {
       await this.publishTrackingEvent(uuidFrom(p.messageId, 'router', kind), p.messageId, p.tenantId, kind, p.rcptTo, { score: p.score, reasons: p.reasons });
       return;
     }
-    let deliveries = await this.opts.deliveries.forMessage(p.messageId);
-    if (deliveries.length === 0) deliveries = await this.route(p);
-    // Rows past 'publishing' are on a sender queue already (or beyond): never published twice
-    // by the router. Rows still 'publishing' are (re-)published: the sender dedupes.
-    await Promise.all(deliveries.filter((d) => d.status === 'publishing').map((d) => this.publishFirstAttempt(d)));
+    const deliveries = await this.route(p);
+    // First attempts are written 'queued' and published here. On a redelivered message.filtered
+    // the attempt-1 rows still waiting for a sender are published again (the previous pass may
+    // have died before its publish was confirmed; a sender claims an attempt once, so a second
+    // request is harmless). Rows past that are with a sender or the scheduler already.
+    await Promise.all(deliveries.filter((d) => d.attempt === 1 && (d.status === 'queued' || d.status === 'publishing')).map((d) => this.opts.publisher.publishAttempt(d)));
   }
 
-  /** Routes a message that has no deliveries yet; returns the rows of the routing decision. */
+  /**
+   * The routing decision: the rows written by the first pass over this message, or, when there
+   * is none yet, the rows of this pass (one round trip either way, see createForMessage).
+   */
   private async route(p: MessageFilteredPayload): Promise<Delivery[]> {
     const routesByDomain = new Map<string, Route[] | null>();
     for (const rcpt of p.rcptTo) {
@@ -65,17 +68,14 @@ export class DeliveryRouter {
       if (domain !== null && !routesByDomain.has(domain)) routesByDomain.set(domain, await this.opts.findRoutes(domain));
     }
     const { groups, unrouted } = groupByDestination(p.rcptTo, (domain) => routesByDomain.get(domain) ?? null);
-    // Final fates of unroutable recipients are published before the rows are written: once rows
-    // exist, a redelivered event is not routed again and could not publish them any more.
-    const byReason = new Map<string, string[]>();
-    for (const u of unrouted) {
-      // Outbound mail to other organisations' domains is routed by MX, which this router does
-      // not do yet: say so instead of calling the domain "deleted".
-      const reason = u.cause === 'not-protected' && p.direction === 'outbound' ? `${u.reason}; delivery to external domains (MX routing) is not available` : u.reason;
-      byReason.set(reason, [...(byReason.get(reason) ?? []), u.rcpt]);
-    }
-    for (const [reason, rcpts] of byReason) {
-      await this.publishTrackingEvent(uuidFrom(p.messageId, 'router', 'unrouted', reason), p.messageId, p.tenantId, 'failed', rcpts, { reason });
+    if (unrouted.length > 0) {
+      // Final fates of unroutable recipients are published before the rows are written: once
+      // rows exist, a redelivered event is not routed again and could not publish them any more.
+      // And only while no rows exist: a redelivery after a route change must not fail a
+      // recipient that the first pass routed. (Rare, so this path keeps its extra SELECT.)
+      const existing = await this.opts.deliveries.forMessage(p.messageId);
+      if (existing.length > 0) return existing;
+      await this.publishUnrouted(p, unrouted);
     }
     if (groups.length === 0) return [];
     const rows: NewDelivery[] = groups.map((g) => ({
@@ -91,20 +91,21 @@ export class DeliveryRouter {
       prependHeaders: p.prependHeaders,
       size: Buffer.byteLength(p.prependHeaders) + p.size,
     }));
-    const { deliveries } = await this.opts.deliveries.createForMessage(p.messageId, rows, this.opts.publishLeaseMs);
+    const { deliveries } = await this.opts.deliveries.createForMessage(p.messageId, rows);
     return deliveries;
   }
 
-  private async publishFirstAttempt(d: Delivery): Promise<void> {
-    if (d.attempt === 1) {
-      await this.publishTrackingEvent(uuidFrom(d.id, 'routed'), d.messageId, d.tenantId, 'routed', d.rcpts, {
-        deliveryId: d.id,
-        destination: d.destination,
-        pool: d.pool,
-        routes: d.routes,
-      });
+  private async publishUnrouted(p: MessageFilteredPayload, unrouted: Unrouted[]): Promise<void> {
+    const byReason = new Map<string, string[]>();
+    for (const u of unrouted) {
+      // Outbound mail to other organisations' domains is routed by MX, which this router does
+      // not do yet: say so instead of calling the domain "deleted".
+      const reason = u.cause === 'not-protected' && p.direction === 'outbound' ? `${u.reason}; delivery to external domains (MX routing) is not available` : u.reason;
+      byReason.set(reason, [...(byReason.get(reason) ?? []), u.rcpt]);
     }
-    await this.opts.publisher.publishAttempt(d);
+    for (const [reason, rcpts] of byReason) {
+      await this.publishTrackingEvent(uuidFrom(p.messageId, 'router', 'unrouted', reason), p.messageId, p.tenantId, 'failed', rcpts, { reason });
+    }
   }
 
   async onResult(r: DeliveryResultPayload): Promise<void> {

@@ -32,7 +32,6 @@ export async function start(config: Config, log: Logger): Promise<RunningRouter>
       return (await routeCache.get(domain, load)) ?? (await load());
     },
     pool: config.MOAT_DEFAULT_POOL,
-    publishLeaseMs: config.MOAT_PUBLISH_LEASE_MS,
     policy: { retry: { baseMs: config.MOAT_RETRY_BASE_MS, maxMs: config.MOAT_RETRY_MAX_MS }, lifetimeMs: config.MOAT_QUEUE_LIFETIME_MS },
     log,
   });

@@ -1,6 +1,6 @@
 import { routingKeys, type DeliveryRequestedPayload, type DeliveryResultPayload } from '@moat/contracts';
 import { MoatError, uuidFrom, type Broker, type Logger } from '@moat/runtime';
-import type { DeliveryRepository, MessageStore } from '@moat/store';
+import type { DeliveryRepository, MessageStore, SealedBodyRow } from '@moat/store';
 import type { Deliverer } from './deliver.js';
 import { localReply } from './reply.js';
 
@@ -20,7 +20,8 @@ export const resultEventId = (deliveryId: string, attempt: number) => uuidFrom(d
  * The sender's consumer of delivery.requested.<pool>:
  * 1. CLAIM the (delivery, attempt) in Postgres. No claim: a duplicate or stale request — unless
  *    this attempt's outcome is recorded and not yet reported, which is then re-published.
- * 2. Read the body from the message store, send ONE transaction (Deliverer).
+ * 2. Decrypt the body (read from the message store by the claim's statement), send ONE
+ *    transaction (Deliverer).
  * 3. Record the outcome on the row, THEN publish delivery.result, THEN ack (the broker acks when
  *    this returns). A failed publish throws: the request comes back, finds the recorded outcome
  *    and publishes it again instead of sending the message a second time.
@@ -30,7 +31,8 @@ export class SendHandler {
 
   async handle(req: DeliveryRequestedPayload): Promise<void> {
     const { deliveries, log } = this.opts;
-    const claimed = await deliveries.claim(req.deliveryId, req.attempt, this.opts.leaseMs);
+    // The claim also returns the sealed body (one round trip); it is decrypted in attempt().
+    const claimed = await deliveries.claimWithBody(req.deliveryId, req.attempt, this.opts.leaseMs);
     if (!claimed) {
       const row = await deliveries.get(req.deliveryId);
       if (row && row.attempt === req.attempt && row.status === 'sending' && row.outcome?.attempt === req.attempt) {
@@ -41,7 +43,7 @@ export class SendHandler {
       log.debug({ deliveryId: req.deliveryId, attempt: req.attempt, rowAttempt: row?.attempt, status: row?.status }, 'duplicate or stale delivery.requested; skipping');
       return;
     }
-    const result = await this.withRenewedClaim(req, () => this.attempt(req));
+    const result = await this.withRenewedClaim(req, () => this.attempt(req, claimed.body));
     try {
       if (!(await deliveries.recordOutcome(req.deliveryId, req.attempt, result))) {
         log.warn({ deliveryId: req.deliveryId, attempt: req.attempt }, 'claim lost before the outcome was recorded (lease expired?); publishing the result anyway');
@@ -62,17 +64,22 @@ export class SendHandler {
     await broker.publish(routingKeys.deliveryResult, broker.envelope('delivery.result', result, resultEventId(result.deliveryId, result.attempt)));
   }
 
-  /** Reads the body and sends; every failure here becomes per-recipient outcomes, never a throw. */
-  private async attempt(req: DeliveryRequestedPayload): Promise<DeliveryResultPayload> {
+  /**
+   * Decrypts the body read with the claim and sends; every failure here becomes per-recipient
+   * outcomes, never a throw. `sealed` is null when the message is no longer in the store.
+   */
+  private async attempt(req: DeliveryRequestedPayload, sealed: SealedBodyRow | null): Promise<DeliveryResultPayload> {
     let raw: Buffer;
     try {
-      raw = await this.opts.store.get(req.store);
+      if (!sealed) throw new MoatError('NOT_FOUND', `message ${req.store.messageId} is not in the store`, { permanent: true });
+      raw = this.opts.store.openRow(req.store, sealed);
     } catch (err) {
       const code = err instanceof MoatError ? err.code : null;
       const message = (err as Error).message;
       this.opts.log.error({ deliveryId: req.deliveryId, err: message, code }, 'cannot read the message body');
       // Gone from the store (retention, deleted): it can never be delivered. Anything else
-      // (store unreachable, master key not configured) may be fixed: defer and retry later.
+      // (master key not configured) may be fixed: defer and retry later. (Postgres unreachable
+      // fails the claim's statement itself: nothing is claimed and the request comes back.)
       return this.withoutSending(req, code === 'NOT_FOUND' ? 'failed' : 'deferred', `message body unavailable: ${message}`, code === 'NOT_FOUND' ? '5.3.0' : '4.3.0');
     }
     // Moat's prepended trace/verdict headers, then the body exactly as received.

@@ -160,6 +160,18 @@ describe('sending', () => {
     expect(s.transactions).toHaveLength(0);
   });
 
+  it('when the message is no longer in the store, then its recipients fail for good (5.3.0) and nothing is sent', async () => {
+    const s = await customer();
+    const rcpt = `u@gone${uniq()}.example`;
+    const req = await queuedDelivery(s.port, [rcpt]);
+    await h.store.delete(req.store);
+    await h.broker.publish('delivery.requested.default', requestEvent(req));
+    const result = await eventually(() => h.events.find((e) => e.type === 'delivery.result' && e.payload.deliveryId === req.deliveryId));
+    expect(result.payload.recipients).toEqual([expect.objectContaining({ rcpt, outcome: 'failed', reply: expect.objectContaining({ enhanced: '5.3.0' }) })]);
+    expect(result.payload.error).toMatch(/not in the store/);
+    expect(s.transactions).toHaveLength(0);
+  });
+
   it('when a sender died holding a claim (lease expired, no outcome), then the scheduler starts the next attempt and it is delivered once', async () => {
     const s = await customer();
     const rcpt = `u@died${uniq()}.example`;
