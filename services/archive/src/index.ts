@@ -1,3 +1,3 @@
 export { configSchema, type Config } from './config.js';
 export { start, type ArchiveService } from './service.js';
-export { Archiver, archiveEntryFor, archivedEventId, type ArchiverDependencies } from './archiver.js';
+export { Archiver, archiveEntryFor, type ArchiverDependencies } from './archiver.js';

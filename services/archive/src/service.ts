@@ -11,7 +11,7 @@ export interface ArchiveService extends RunningService {
 
 export async function start(config: Config, log: Logger): Promise<ArchiveService> {
   const deps = await connectDependencies('archive', config, log);
-  const archiver = new Archiver({ archive: new ArchiveRepository(deps.pool), broker: deps.broker, log });
+  const archiver = new Archiver({ archive: new ArchiveRepository(deps.pool), log });
   try {
     await deps.broker.consume(queues.archive, (delivery) => archiver.handle(delivery.event));
   } catch (err) {
