@@ -79,6 +79,12 @@ async function build() {
   return run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'tsconfig.build.json']);
 }
 
+/** Tests and the benchmark are not part of the build: typecheck them on their own (no output). */
+async function typecheckTests() {
+  say('typechecking tests (tsc -p tsconfig.test.json)');
+  return run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.test.json']);
+}
+
 /** Install and build unless skipped; returns a non-zero code when a step failed. */
 async function prepare(flags) {
   if (!flags.noInstall) {
@@ -125,7 +131,8 @@ export function testExitCode(counts, vitestCode) {
 }
 
 async function test(args, flags) {
-  const prepared = await prepare(flags);
+  let prepared = await prepare(flags);
+  if (prepared === 0 && !flags.noBuild) prepared = await typecheckTests();
   if (prepared !== 0) {
     process.stdout.write(`\n${summaryLine({ passed: 0, failed: 1, skipped: 0 })}\n`);
     return prepared;

@@ -166,7 +166,9 @@ describe('sending', () => {
     const req = await queuedDelivery(s.port, [rcpt]);
     await h.store.delete(req.store);
     await h.broker.publish('delivery.requested.default', requestEvent(req));
-    const result = await eventually(() => h.events.find((e) => e.type === 'delivery.result' && e.payload.deliveryId === req.deliveryId));
+    const found = await eventually(() => h.events.find((e) => e.type === 'delivery.result' && e.payload.deliveryId === req.deliveryId));
+    if (found.type !== 'delivery.result') throw new Error('expected a delivery.result');
+    const result = found;
     expect(result.payload.recipients).toEqual([expect.objectContaining({ rcpt, outcome: 'failed', reply: expect.objectContaining({ enhanced: '5.3.0' }) })]);
     expect(result.payload.error).toMatch(/not in the store/);
     expect(s.transactions).toHaveLength(0);
@@ -214,7 +216,7 @@ describe('sending', () => {
     const port = (counter.address() as net.AddressInfo).port;
     const d = `reuse${uniq()}.example`;
     const tenantId = await h.protect(d, [{ host: '127.0.0.1', port, priority: 10 }]);
-    const fed = [];
+    const fed: Array<Awaited<ReturnType<typeof h.feed>>> = [];
     for (let i = 0; i < 5; i++) {
       fed.push(await h.feed({ tenantId, rcpts: [`u${i}@${d}`] }));
       await eventually(() => h.resultsFor(fed[i]!.messageId).length === 1);
