@@ -29,7 +29,9 @@ export function childProcesses(ppid: number): Array<{ pid: number; name: string 
       const cmd = args.join(' ');
       const m = /services\/([a-z]+)\/dist\/main\.js/.exec(cmd);
       return { pid: Number(pid), name: m?.[1] ?? cmd.slice(0, 30) };
-    });
+    })
+    // A process that is exiting shows as "[node]": not a service.
+    .filter((p) => !p.name.startsWith('['));
 }
 
 export function sample(pid: number, name: string): ProcSample | null {

@@ -10,3 +10,4 @@ export * from './dns.js';
 export * from './service.js';
 export * from './ids.js';
 export * from './telemetry.js';
+export * from './micro-batcher.js';

@@ -26,9 +26,12 @@ export async function ensureDailyPartitions(pool: Pool, now = new Date(), daysBa
       const name = partitionName(table, from);
       const exists = await pool.query('SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = $1 AND n.nspname = current_schema()', [name]);
       if (exists.rowCount) continue;
-      await pool
+      const created = await pool
         .query(`CREATE TABLE IF NOT EXISTS ${name} PARTITION OF ${table} FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`)
-        .catch(() => {});
+        .then(() => true)
+        .catch(() => false);
+      // Ciphertext never compresses: store bodies without the pglz attempt (see migration 1732700005000).
+      if (created && table === 'messages') await pool.query(`ALTER TABLE ${name} ALTER COLUMN body SET STORAGE EXTERNAL`).catch(() => {});
     }
   }
 }

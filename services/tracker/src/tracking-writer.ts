@@ -1,7 +1,6 @@
 import type { AnyEvent } from '@moat/contracts';
-import { PermanentFailure, type Logger } from '@moat/runtime';
+import { MicroBatcher, PermanentFailure, type Logger } from '@moat/runtime';
 import type { TrackingRepository } from '@moat/store';
-import { MicroBatcher } from './micro-batcher.js';
 
 /**
  * SQLSTATE classes that a retry cannot fix: 22 (data exception, e.g. a NUL byte in text) and

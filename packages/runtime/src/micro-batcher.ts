@@ -1,14 +1,19 @@
 /**
- * Group commit for consumers: callers add one item each and wait; items are written together
- * (up to `maxItems`, or after `maxDelayMs`, or as soon as the previous write finishes) and
- * every caller's promise settles with its batch's outcome. One write at a time by default, so
- * batches never race each other for the same rows.
+ * Group commit for consumers: callers add one item each and wait; items are processed together
+ * (up to `maxItems`, or after `maxDelayMs`, or as soon as the previous batch finishes) and every
+ * caller's promise settles with its own result from its batch. One batch at a time by default,
+ * so batches never race each other for the same rows. With `maxDelayMs: 0` an idle batcher adds
+ * no latency: the first item goes at once, and what arrives meanwhile forms the next batch —
+ * under load batches grow by themselves, which is what makes a statement per batch pay.
  */
-export interface MicroBatcherOptions<T> {
+export interface MicroBatcherOptions<T, R = void> {
   maxItems: number;
   maxDelayMs: number;
-  /** Writes a whole batch; resolves only once it is durable. */
-  write: (items: T[]) => Promise<void>;
+  /**
+   * Processes a whole batch; resolves only once it is durable, with one result per item in the
+   * same order (or nothing, for a batcher of void results).
+   */
+  write: (items: T[]) => Promise<R[] | void>;
   /** Writes running at once (default 1). */
   maxConcurrentWrites?: number;
   /**
@@ -19,14 +24,14 @@ export interface MicroBatcherOptions<T> {
   isolateOn?: (err: unknown) => boolean;
 }
 
-interface Waiting<T> {
+interface Waiting<T, R> {
   item: T;
-  resolve: () => void;
+  resolve: (result: R) => void;
   reject: (err: unknown) => void;
 }
 
-export class MicroBatcher<T> {
-  private pending: Waiting<T>[] = [];
+export class MicroBatcher<T, R = void> {
+  private pending: Waiting<T, R>[] = [];
   private timer: NodeJS.Timeout | null = null;
   /** Pending items may be written now (their delay elapsed, or a write just finished). */
   private due = false;
@@ -34,13 +39,13 @@ export class MicroBatcher<T> {
   private readonly running = new Set<Promise<void>>();
   private readonly maxConcurrent: number;
 
-  constructor(private readonly opts: MicroBatcherOptions<T>) {
+  constructor(private readonly opts: MicroBatcherOptions<T, R>) {
     this.maxConcurrent = opts.maxConcurrentWrites ?? 1;
   }
 
-  /** Resolves once the item's batch is durable; rejects when its write failed. */
-  add(item: T): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  /** Resolves with the item's result once its batch is durable; rejects when its batch failed. */
+  add(item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
       this.pending.push({ item, resolve, reject });
       this.schedule();
     });
@@ -91,10 +96,10 @@ export class MicroBatcher<T> {
     }
   }
 
-  private async run(batch: Waiting<T>[]): Promise<void> {
+  private async run(batch: Waiting<T, R>[]): Promise<void> {
     try {
-      await this.opts.write(batch.map((w) => w.item));
-      for (const w of batch) w.resolve();
+      const results = await this.opts.write(batch.map((w) => w.item));
+      batch.forEach((w, i) => w.resolve((results ? results[i] : undefined) as R));
       return;
     } catch (err) {
       if (batch.length === 1 || !this.opts.isolateOn?.(err)) {
@@ -104,8 +109,8 @@ export class MicroBatcher<T> {
     }
     for (const w of batch) {
       try {
-        await this.opts.write([w.item]);
-        w.resolve();
+        const results = await this.opts.write([w.item]);
+        w.resolve((results ? results[0] : undefined) as R);
       } catch (err) {
         w.reject(err);
       }
