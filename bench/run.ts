@@ -15,6 +15,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { deleteBrokerNamespace } from '@moat/testkit';
 import { Sink } from './sink.js';
 import { runLoad, type Sent } from './load.js';
 import { childProcesses, percentile, pidsOf, sample, type ProcSample } from './procs.js';
@@ -189,6 +190,7 @@ async function main(): Promise<void> {
     await client.connect();
     await client.query(`DROP SCHEMA IF EXISTS "${id}" CASCADE`);
     await client.end();
+    await deleteBrokerNamespace(process.env.MOAT_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672', id);
   }
 
   const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
