@@ -120,6 +120,47 @@ export class ArchiveRepository {
     return res.rowCount === 1;
   }
 
+  /**
+   * Records several entries in one statement; one result per entry, in order: true when it was
+   * new, false when the message was already archived (or appears earlier in the same batch, as a
+   * redelivery can). Recipient lists travel as JSON text because Postgres arrays must be
+   * rectangular, so a text[][] could not carry lists of different lengths through unnest.
+   */
+  async recordMany(entries: readonly ArchiveEntryInput[]): Promise<boolean[]> {
+    if (entries.length === 0) return [];
+    const res = await this.pool.query<{ message_id: string }>(
+      `INSERT INTO archive_entries (message_id, tenant_id, received_at, direction, mail_from, rcpts, from_header, to_header,
+                                    subject, date_header, message_id_header, size, verdict)
+       SELECT e.message_id, e.tenant_id, e.received_at, e.direction, e.mail_from,
+              ARRAY(SELECT jsonb_array_elements_text(e.rcpts::jsonb)), e.from_header, e.to_header,
+              e.subject, e.date_header, e.message_id_header, e.size, e.verdict
+         FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                     $9::text[], $10::text[], $11::text[], $12::integer[], $13::text[])
+           AS e(message_id, tenant_id, received_at, direction, mail_from, rcpts, from_header, to_header,
+                subject, date_header, message_id_header, size, verdict)
+       ON CONFLICT (message_id) DO NOTHING
+       RETURNING message_id`,
+      [
+        entries.map((e) => e.messageId),
+        entries.map((e) => e.tenantId),
+        entries.map((e) => e.receivedAt),
+        entries.map((e) => e.direction),
+        entries.map((e) => e.mailFrom),
+        entries.map((e) => JSON.stringify(e.rcpts)),
+        entries.map((e) => e.fromHeader),
+        entries.map((e) => e.toHeader),
+        entries.map((e) => e.subject),
+        entries.map((e) => e.dateHeader),
+        entries.map((e) => e.messageIdHeader),
+        entries.map((e) => e.size),
+        entries.map((e) => e.verdict),
+      ],
+    );
+    // Postgres returns UUIDs lower-case; a message id inserted once is new for its first entry only.
+    const inserted = new Set(res.rows.map((r) => r.message_id));
+    return entries.map((e) => inserted.delete(e.messageId.toLowerCase()));
+  }
+
   async get(tenantId: string, messageId: string): Promise<ArchiveEntry | null> {
     const res = await this.pool.query<ArchiveRow>('SELECT * FROM archive_entries WHERE tenant_id = $1 AND message_id = $2', [tenantId, messageId]);
     return res.rows[0] ? toEntry(res.rows[0]) : null;

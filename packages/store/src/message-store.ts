@@ -10,6 +10,9 @@ export interface StoredMessage {
   raw: Buffer;
 }
 
+/** One reference's outcome in a batched read: its body, or why it has none (for that item alone). */
+export type BodyRead = { body: Buffer } | { error: MoatError };
+
 /** The sealed columns of a messages row, as selected from Postgres. */
 export interface SealedBodyRow {
   key_id: string;
@@ -31,18 +34,56 @@ export class MessageStore {
   ) {}
 
   async put(msg: StoredMessage): Promise<StoreRef> {
-    const sealed = seal(this.keyring, msg.raw, msg.id);
+    const [ref] = await this.putMany([msg]);
+    return ref!;
+  }
+
+  /**
+   * Stores several bodies with one statement and one commit: Postgres costs per statement and
+   * commit, not per byte, so concurrent writers (ingress sessions) share the round trip. Each body
+   * is sealed with its own data key as in put(). Rows already present (a retried id) are left as
+   * they are (ON CONFLICT DO NOTHING). All or nothing: a failure stores none of them.
+   */
+  async putMany(messages: readonly StoredMessage[]): Promise<StoreRef[]> {
+    if (messages.length === 0) return [];
+    const cols = {
+      id: [] as string[],
+      receivedAt: [] as string[],
+      tenantId: [] as string[],
+      size: [] as number[],
+      sha256: [] as string[],
+      keyId: [] as string[],
+      wrappedKey: [] as Buffer[],
+      iv: [] as Buffer[],
+      tag: [] as Buffer[],
+      body: [] as Buffer[],
+    };
+    for (const msg of messages) {
+      const sealed = seal(this.keyring, msg.raw, msg.id);
+      cols.id.push(msg.id);
+      // ISO strings keep the exact instant (milliseconds, UTC) the store reference carries.
+      cols.receivedAt.push(msg.receivedAt.toISOString());
+      cols.tenantId.push(msg.tenantId);
+      cols.size.push(msg.raw.length);
+      cols.sha256.push(msg.sha256);
+      cols.keyId.push(sealed.keyId);
+      cols.wrappedKey.push(sealed.wrappedKey);
+      cols.iv.push(sealed.iv);
+      cols.tag.push(sealed.tag);
+      cols.body.push(sealed.ciphertext);
+    }
     try {
+      // Parallel arrays through unnest: one fixed statement text (a single plan) whatever the batch size.
       await this.pool.query(
         `INSERT INTO messages (id, received_at, tenant_id, size, sha256, key_id, wrapped_key, iv, tag, body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::integer[], $5::text[], $6::text[], $7::bytea[], $8::bytea[], $9::bytea[], $10::bytea[])
          ON CONFLICT DO NOTHING`,
-        [msg.id, msg.receivedAt, msg.tenantId, msg.raw.length, msg.sha256, sealed.keyId, sealed.wrappedKey, sealed.iv, sealed.tag, sealed.ciphertext],
+        [cols.id, cols.receivedAt, cols.tenantId, cols.size, cols.sha256, cols.keyId, cols.wrappedKey, cols.iv, cols.tag, cols.body],
       );
     } catch (err) {
       throw new MoatError('STORE_WRITE_FAILED', `message store write failed: ${(err as Error).message}`, { cause: err });
     }
-    return { messageId: msg.id, receivedAt: msg.receivedAt.toISOString() };
+    return messages.map((msg) => ({ messageId: msg.id, receivedAt: msg.receivedAt.toISOString() }));
   }
 
   /** Reads and decrypts a body; throws NOT_FOUND (permanent) when the reference points nowhere. */
@@ -57,6 +98,40 @@ export class MessageStore {
     const row = rows[0];
     if (!row) throw new MoatError('NOT_FOUND', `message ${ref.messageId} is not in the store`, { permanent: true });
     return this.openRow(ref, row);
+  }
+
+  /**
+   * Reads and decrypts several bodies in one statement (a per-statement cost dominates a small
+   * read, so a consumer batches its reads). One result per reference, in order: a reference that
+   * points nowhere yields NOT_FOUND and a row that fails authentication DECRYPT_FAILED (both
+   * permanent) for that item only; an unreachable database throws STORE_READ_FAILED for all.
+   * The (received_at, id) pairs probe the primary key of each day partition they address.
+   */
+  async getMany(refs: readonly StoreRef[]): Promise<BodyRead[]> {
+    if (refs.length === 0) return [];
+    let rows: Array<SealedBodyRow & { id: string }>;
+    try {
+      const res = await this.pool.query<SealedBodyRow & { id: string }>(
+        `SELECT id, key_id, wrapped_key, iv, tag, body FROM messages
+         WHERE (received_at, id) IN (SELECT * FROM unnest($1::timestamptz[], $2::uuid[]))`,
+        [refs.map((r) => r.receivedAt), refs.map((r) => r.messageId)],
+      );
+      rows = res.rows;
+    } catch (err) {
+      throw new MoatError('STORE_READ_FAILED', `message store read failed: ${(err as Error).message}`, { cause: err });
+    }
+    // Message ids are UUIDs (unique on their own); Postgres returns them lower-case.
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return refs.map((ref): BodyRead => {
+      const row = byId.get(ref.messageId.toLowerCase());
+      if (!row) return { error: new MoatError('NOT_FOUND', `message ${ref.messageId} is not in the store`, { permanent: true }) };
+      try {
+        return { body: this.openRow(ref, row) };
+      } catch (err) {
+        if (err instanceof MoatError) return { error: err };
+        throw err;
+      }
+    });
   }
 
   /**

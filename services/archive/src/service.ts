@@ -1,6 +1,7 @@
 import { queues } from '@moat/contracts';
 import { connectDependencies, type Logger, type RunningService } from '@moat/runtime';
 import { ArchiveRepository } from '@moat/store';
+import { createArchiveWriter } from './archive-writer.js';
 import { Archiver } from './archiver.js';
 import type { Config } from './config.js';
 
@@ -11,10 +12,13 @@ export interface ArchiveService extends RunningService {
 
 export async function start(config: Config, log: Logger): Promise<ArchiveService> {
   const deps = await connectDependencies('archive', config, log);
-  const archiver = new Archiver({ archive: new ArchiveRepository(deps.pool), log });
+  // One INSERT for the entries of the messages in flight (group commit); each handler awaits its own.
+  const writer = createArchiveWriter(new ArchiveRepository(deps.pool), log, { maxItems: 64, maxDelayMs: 0 });
+  const archiver = new Archiver({ archive: writer, log });
   try {
     await deps.broker.consume(queues.archive, (delivery) => archiver.handle(delivery.event));
   } catch (err) {
+    await writer.close();
     await deps.close();
     throw err;
   }
@@ -24,9 +28,11 @@ export async function start(config: Config, log: Logger): Promise<ArchiveService
   return {
     adminPort: deps.adminPort,
     stop() {
-      // Stop taking messages, let the ones in flight commit and ack, then close the connections.
+      // Stop taking messages, let the ones in flight commit and ack, write any entry still pending
+      // (a handler cut off by the drain bound may wait on one), then close the connections.
       stopping ??= (async () => {
         await deps.broker.drain(config.MOAT_SHUTDOWN_TIMEOUT_MS);
+        await writer.close();
         await deps.close();
       })();
       return stopping;

@@ -16,6 +16,7 @@ let broker: Broker;
 let pool: pg.Pool;
 let archive: ArchiveRepository;
 const tracking: Array<EventOf<'message.event'>> = [];
+const parked: Array<{ id?: string }> = [];
 
 beforeAll(async () => {
   t = await createTestEnv();
@@ -26,6 +27,9 @@ beforeAll(async () => {
   await broker.connect();
   await broker.consume(probe, async ({ event }) => {
     if (event.type === 'message.event') tracking.push(event);
+  });
+  await broker.consumeRaw('parking', 10, async (msg) => {
+    parked.push(JSON.parse(msg.content.toString('utf8')) as { id?: string });
   });
 });
 
@@ -133,6 +137,24 @@ describe('archive', () => {
     expect(await archive.search(tenantId, { q: 'october INVOICE', limit: 10 })).toHaveLength(1);
     expect(await archive.search(tenantId, { q: 'receipt', limit: 10 })).toEqual([]);
     expect(await archive.search(randomUUID(), { q: 'invoice', limit: 10 })).toEqual([]);
+  });
+});
+
+describe('archive batching', () => {
+  it('when several filtered events arrive together and one holds data Postgres refuses, then the others are archived and only that one is parked', async () => {
+    const tenantId = randomUUID();
+    const good = [0, 1, 2, 3].map((i) => filteredPayload({ tenantId, subject: `together ${i}` }));
+    // A NUL byte is valid JSON but not valid Postgres text (SQLSTATE 22021): a data error.
+    const bad = filteredPayload({ tenantId, subject: 'nul \u0000 byte' });
+    const events = [...good.slice(0, 2), bad, ...good.slice(2)].map((p) => broker.envelope('message.filtered', p));
+    await Promise.all(events.map((e) => broker.publish(routingKeys.messageFiltered, e)));
+
+    const badEvent = events[2]!;
+    await eventually(() => parked.some((e) => e.id === badEvent.id));
+    await eventually(async () => (await Promise.all(good.map((p) => rowsFor(p.messageId)))).every((rows) => rows.length === 1));
+    expect(await rowsFor(bad.messageId)).toEqual([]);
+    expect(parked.filter((e) => e.id !== badEvent.id && events.some((ev) => ev.id === e.id))).toEqual([]);
+    expect((await archive.search(tenantId, { q: 'together', limit: 10 })).map((e) => e.subject).sort()).toEqual(['together 0', 'together 1', 'together 2', 'together 3']);
   });
 });
 

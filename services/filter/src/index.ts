@@ -4,3 +4,4 @@ export { MessageFilter, filteredEventId, type FilterDependencies } from './filte
 export { authenticateMessage, type AuthOutcome, type AuthCheck } from './auth-checks.js';
 export { extractHeaders, headerSection, type MessageHeaders } from './headers.js';
 export { composePrependHeaders, foldHeader } from './prepend.js';
+export { createBatchedBodyReader, type BatchedBodyReader, type BodyReaderOptions } from './body-reader.js';

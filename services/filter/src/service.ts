@@ -2,6 +2,7 @@ import { queues } from '@moat/contracts';
 import { connectDependencies, createResolver, type Logger, type RunningService } from '@moat/runtime';
 import { keyringFromConfig, MessageStore } from '@moat/store';
 import type { Config } from './config.js';
+import { createBatchedBodyReader } from './body-reader.js';
 import { MessageFilter } from './filter.js';
 
 export interface FilterService extends RunningService {
@@ -19,8 +20,11 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
   });
   const keyring = keyringFromConfig(config);
   const deps = await connectDependencies('filter', config, log);
+  // Reads only are batched (one SELECT for the messages in flight); checks and publishing stay per
+  // message. Two reads at once so a slow batch does not hold the next one back.
+  const bodies = createBatchedBodyReader(new MessageStore(deps.pool, keyring), { maxItems: 32, maxDelayMs: 0, maxConcurrentWrites: 2 });
   const filter = new MessageFilter({
-    store: new MessageStore(deps.pool, keyring),
+    store: bodies,
     broker: deps.broker,
     resolver,
     authservId: config.MOAT_FILTER_AUTHSERV_ID,
@@ -30,6 +34,7 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
   try {
     await deps.broker.consume(queues.filter, (delivery) => filter.handle(delivery.event));
   } catch (err) {
+    await bodies.close();
     await deps.close();
     throw err;
   }
@@ -39,9 +44,11 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
   return {
     adminPort: deps.adminPort,
     stop() {
-      // Stop taking messages, let the ones in flight publish and ack, then close the connections.
+      // Stop taking messages, let the ones in flight publish and ack, finish any read still
+      // pending (a handler cut off by the drain bound may wait on one), then close the connections.
       stopping ??= (async () => {
         await deps.broker.drain(config.MOAT_SHUTDOWN_TIMEOUT_MS);
+        await bodies.close();
         await deps.close();
       })();
       return stopping;

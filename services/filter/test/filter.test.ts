@@ -155,4 +155,17 @@ describe('filter', () => {
     await eventually(() => filteredFor(next.payload.messageId).length > 0);
     expect(filteredFor(missing.payload.messageId)).toEqual([]);
   });
+
+  it('when several messages arrive together and one is missing from the store, then only that one is parked and the others are filtered', async () => {
+    const raws = [0, 1, 2, 3, 4].map((i) => makeMessage({ from: `g${i}@unsigned.test`, to: ['bob@customer.test'], subject: `batch ${i}` }));
+    const present = await Promise.all(raws.map((raw, i) => acceptedEvent(raw, `g${i}@unsigned.test`)));
+    const missing = await acceptedEvent(makeMessage({ from: 'h@unsigned.test', to: ['bob@customer.test'] }), 'h@unsigned.test', { stored: false });
+    // Published back to back: the consumer holds them together, so their reads share statements.
+    await Promise.all([...present.slice(0, 2), missing, ...present.slice(2)].map((e) => broker.publish(routingKeys.messageAccepted, e)));
+
+    await eventually(() => present.every((e) => filteredFor(e.payload.messageId).length > 0) && parked.some((e) => e.id === missing.id));
+    for (const [i, e] of present.entries()) expect(filteredFor(e.payload.messageId)[0]!.payload.headers.subject).toBe(`batch ${i}`);
+    expect(filteredFor(missing.payload.messageId)).toEqual([]);
+    expect(parked.filter((e) => present.some((p) => p.id === e.id))).toEqual([]);
+  });
 });

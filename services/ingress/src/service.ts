@@ -2,6 +2,7 @@ import { connectDependencies, createResolver, type Logger, type RunningService }
 import { ensureDailyPartitions, keyringFromConfig, MessageStore, TenantRepository, TtlCache, type Domain } from '@moat/store';
 import { lookupClientName } from './client-name.js';
 import type { Config } from './config.js';
+import { GroupCommitStore } from './group-commit-store.js';
 import { RecipientPolicy } from './recipient-policy.js';
 import { SmtpEdge } from './smtp-edge.js';
 import { loadTlsCredentials } from './tls-credentials.js';
@@ -16,6 +17,12 @@ export interface RunningIngress extends RunningService {
 const partitionIntervalMs = 60 * 60_000;
 
 /**
+ * Group commit of message bodies: up to 32 sessions share one INSERT, at most two INSERTs at
+ * once (each holds a pool connection; the rest of the pool stays for lookups and deletes).
+ */
+const storeBatch = { maxItems: 32, maxConcurrentWrites: 2 };
+
+/**
  * Starts ingress: connects RabbitMQ, Postgres and Redis first (no SMTP before every dependency
  * is up), prepares the message store's day partitions, then listens for SMTP.
  */
@@ -25,6 +32,7 @@ export async function start(config: Config, log: Logger): Promise<RunningIngress
   const deps = await connectDependencies('ingress', config, log);
   let partitionTimer: NodeJS.Timeout | undefined;
   let edge: SmtpEdge | undefined;
+  let store: GroupCommitStore | undefined;
   try {
     await ensureDailyPartitions(deps.pool);
     // Partitions are prepared days ahead; the hourly run keeps that window moving. A miss is
@@ -42,6 +50,8 @@ export async function start(config: Config, log: Logger): Promise<RunningIngress
     });
     const tenants = new TenantRepository(deps.pool);
     const domains = new TtlCache<Domain | null>(config.MOAT_DOMAIN_CACHE_MS);
+    store = new GroupCommitStore(new MessageStore(deps.pool, keyringFromConfig(config)), storeBatch);
+    const bodies = store;
     const policy = new RecipientPolicy((name) => domains.get(name, () => tenants.findDomainByName(name)), config.MOAT_MAX_RECIPIENTS, log);
     edge = new SmtpEdge({
       hostname: config.MOAT_SMTP_HOSTNAME,
@@ -52,7 +62,7 @@ export async function start(config: Config, log: Logger): Promise<RunningIngress
       tls,
       policy,
       clientName: config.MOAT_REVERSE_DNS ? (ip) => lookupClientName(resolve, ip, config.MOAT_REVERSE_DNS_TIMEOUT_MS) : async () => null,
-      intake: { store: new MessageStore(deps.pool, keyringFromConfig(config)), broker: deps.broker, log },
+      intake: { store: bodies, broker: deps.broker, log },
       log,
     });
     const listening = edge;
@@ -71,6 +81,8 @@ export async function start(config: Config, log: Logger): Promise<RunningIngress
           // Not ready first, so a load balancer stops sending before we stop taking.
           deps.health.markShuttingDown();
           await listening.close(config.MOAT_INTAKE_TIMEOUT_MS);
+          // Bodies still queued are written (their sessions then publish or undo) before the pool goes.
+          await bodies.close();
           await deps.close();
         })();
         return stopping;
@@ -79,6 +91,7 @@ export async function start(config: Config, log: Logger): Promise<RunningIngress
   } catch (err) {
     clearInterval(partitionTimer);
     if (edge?.listening) await edge.close(0).catch(() => {});
+    await store?.close().catch(() => {});
     await deps.close();
     throw err;
   }
