@@ -130,4 +130,142 @@ describe('DeliveryRepository', () => {
     expect(await repo.applyResult(id, 1, change)).toBe(false);
     expect(await repo.get(id)).toMatchObject({ attempt: 2, status: 'deferred', lastError: 'later', leaseUntil: null });
   });
+
+  it('when many attempts are claimed in one batch, then each is claimed once under the single-claim conditions and answered in order', async () => {
+    const store = new MessageStore(db, { currentId: 'k1', keys: new Map([['k1', randomBytes(32)]]) });
+    const ids: string[] = [];
+    const raws: Buffer[] = [];
+    const refs: Awaited<ReturnType<MessageStore['put']>>[] = [];
+    for (let i = 0; i < 4; i++) {
+      const messageId = randomUUID();
+      const receivedAt = new Date();
+      const raw = Buffer.from(`Subject: ${i}\r\n\r\nbody ${i}\r\n`);
+      refs.push(await store.put({ id: messageId, tenantId: randomUUID(), receivedAt, sha256: '0'.repeat(64), raw }));
+      const { deliveries } = await repo.createForMessage(messageId, [{ ...newDelivery(messageId, `many${i}:25/10`), receivedAt }]);
+      ids.push(deliveries[0]!.id);
+      raws.push(raw);
+    }
+    // ids[2] is already claimed by someone else; ids[3] is asked for a wrong attempt.
+    expect(await repo.claim(ids[2]!, 1, 60_000)).not.toBeNull();
+    const claimed = await repo.claimManyWithBody([
+      { id: ids[1]!, attempt: 1, leaseMs: 60_000 },
+      { id: ids[0]!, attempt: 1, leaseMs: 60_000 },
+      { id: ids[1]!, attempt: 1, leaseMs: 60_000 },
+      { id: ids[2]!, attempt: 1, leaseMs: 60_000 },
+      { id: ids[3]!, attempt: 2, leaseMs: 60_000 },
+      { id: randomUUID(), attempt: 1, leaseMs: 60_000 },
+    ]);
+    expect(claimed.map((c) => c?.delivery.id ?? null)).toEqual([ids[1], ids[0], null, null, null, null]);
+    expect(claimed[0]).toMatchObject({ delivery: { status: 'sending', attempt: 1 } });
+    expect(store.openRow(refs[1]!, claimed[0]!.body!).equals(raws[1]!)).toBe(true);
+    expect(store.openRow(refs[0]!, claimed[1]!.body!).equals(raws[0]!)).toBe(true);
+    expect((await repo.claimManyWithBody([{ id: ids[0]!, attempt: 1, leaseMs: 60_000 }]))[0]).toBeNull();
+    expect((await repo.claimManyWithBody([]))).toEqual([]);
+  });
+
+  it('when two batches claim overlapping attempts at once, then every attempt is claimed exactly once', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const messageId = randomUUID();
+      const { deliveries } = await repo.createForMessage(messageId, [newDelivery(messageId, `race${i}:25/10`)]);
+      ids.push(deliveries[0]!.id);
+    }
+    const batch = (order: string[]) => repo.claimManyWithBody(order.map((id) => ({ id, attempt: 1, leaseMs: 60_000 })));
+    // Opposite orders: rows are locked in id order, so the batches wait for each other, never deadlock.
+    const results = await Promise.all([batch(ids), batch([...ids].reverse()), batch(ids.filter((_, i) => i % 2 === 0)), ...ids.map((id) => batch([id]))]);
+    const winners = results.flat().filter((c) => c !== null).map((c) => c.delivery.id);
+    expect(winners.sort()).toEqual([...ids].sort());
+  });
+
+  it('when outcomes are recorded in one batch, then only attempts still claimed get theirs', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const messageId = randomUUID();
+      const { deliveries } = await repo.createForMessage(messageId, [newDelivery(messageId, `rec${i}:25/10`)]);
+      ids.push(deliveries[0]!.id);
+    }
+    await repo.claim(ids[0]!, 1, 60_000);
+    await repo.claim(ids[1]!, 1, 60_000);
+    const result = (id: string) => ({
+      deliveryId: id,
+      attempt: 1,
+      messageId: randomUUID(),
+      tenantId: randomUUID(),
+      pool: 'default',
+      destination: 'rec:25/10',
+      sourceIp: null,
+      remoteHost: 'rec:25',
+      tls: false,
+      startedAt: new Date().toISOString(),
+      finishedAt: new Date().toISOString(),
+      recipients: [{ rcpt: 'u@x.example', outcome: 'delivered' as const, reply: { code: 250, enhanced: null, text: 'ok' } }],
+      error: null,
+    });
+    const recorded = await repo.recordOutcomes([
+      { id: ids[1]!, attempt: 1, result: result(ids[1]!) },
+      { id: ids[2]!, attempt: 1, result: result(ids[2]!) },
+      { id: ids[0]!, attempt: 2, result: { ...result(ids[0]!), attempt: 2 } },
+      { id: ids[0]!, attempt: 1, result: result(ids[0]!) },
+    ]);
+    expect(recorded).toEqual([true, false, false, true]);
+    expect((await repo.get(ids[1]!))?.outcome).toMatchObject({ attempt: 1, result: { deliveryId: ids[1], remoteHost: 'rec:25' } });
+    expect((await repo.get(ids[2]!))?.outcome).toBeNull();
+  });
+
+  it('when results are read and applied in one batch, then each applies once (a duplicate in or across batches changes nothing)', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const messageId = randomUUID();
+      const { deliveries } = await repo.createForMessage(messageId, [newDelivery(messageId, `res${i}:25/10`)]);
+      ids.push(deliveries[0]!.id);
+    }
+    const later = new Date(Date.now() + 60_000);
+    const deferred = { rcpts: ['u@x.example'], status: 'deferred' as const, nextAttempt: true, nextAttemptAt: later, lastError: 'later' };
+    const done = { rcpts: [], status: 'done' as const, nextAttempt: false, nextAttemptAt: null, lastError: null };
+    const missing = randomUUID();
+    expect((await repo.getMany([ids[1]!, missing, ids[1]!])).map((d) => d?.id ?? null)).toEqual([ids[1], null, ids[1]]);
+    const applied = await repo.applyResults([
+      { id: ids[0]!, attempt: 1, change: deferred },
+      { id: ids[0]!, attempt: 1, change: deferred },
+      { id: ids[1]!, attempt: 1, change: done },
+      { id: ids[2]!, attempt: 3, change: done },
+    ]);
+    expect(applied).toEqual([true, false, true, false]);
+    expect(await repo.get(ids[0]!)).toMatchObject({ attempt: 2, status: 'deferred', lastError: 'later', nextAttemptAt: later, rcpts: ['u@x.example'] });
+    expect(await repo.get(ids[1]!)).toMatchObject({ attempt: 1, status: 'done', rcpts: [], lastError: null, nextAttemptAt: null });
+    expect(await repo.get(ids[2]!)).toMatchObject({ attempt: 1, status: 'queued' });
+    // The same results again, concurrently and in other batches: nothing applies.
+    const again = await Promise.all([repo.applyResults([{ id: ids[0]!, attempt: 1, change: deferred }, { id: ids[1]!, attempt: 1, change: done }]), repo.applyResult(ids[0]!, 1, deferred)]);
+    expect(again).toEqual([[false, false], false]);
+  });
+
+  it('when many messages are routed in one batch (one of them twice, one already routed), then each gets exactly one routing decision, answered in order', async () => {
+    const [m1, m2, m3] = [randomUUID(), randomUUID(), randomUUID()];
+    const before = await repo.createForMessage(m3, [newDelivery(m3, 'pre:25/10')]);
+    const answers = await repo.createForMessages([
+      { messageId: m1, rows: [newDelivery(m1, 'b1:25/10'), newDelivery(m1, 'b2:25/10')] },
+      { messageId: m2, rows: [newDelivery(m2, 'b3:25/10')] },
+      { messageId: m1, rows: [newDelivery(m1, 'other:25/10')] },
+      { messageId: m3, rows: [newDelivery(m3, 'changed:25/10')] },
+    ]);
+    expect(answers.map((a) => a.created)).toEqual([true, true, false, false]);
+    expect(answers[0]!.deliveries.map((d) => d.destination).sort()).toEqual(['b1:25/10', 'b2:25/10']);
+    expect(answers[2]!.deliveries.map((d) => d.id).sort()).toEqual(answers[0]!.deliveries.map((d) => d.id).sort());
+    expect(answers[3]!.deliveries.map((d) => d.id)).toEqual(before.deliveries.map((d) => d.id));
+    expect(answers[1]!.deliveries).toMatchObject([{ messageId: m2, status: 'queued', attempt: 1, leaseUntil: null }]);
+    expect((await repo.forMessage(m1)).map((d) => d.destination).sort()).toEqual(['b1:25/10', 'b2:25/10']);
+  });
+
+  it('when batches route overlapping messages at once (in opposite orders, and alongside single routings), then every message is routed once', async () => {
+    const ids = Array.from({ length: 12 }, () => randomUUID());
+    const batch = (order: string[]) => repo.createForMessages(order.map((m) => ({ messageId: m, rows: [newDelivery(m, `${randomUUID()}:25/10`)] })));
+    const [a, b, ...singles] = await Promise.all([batch(ids), batch([...ids].reverse()), ...ids.map((m) => repo.createForMessage(m, [newDelivery(m, `${randomUUID()}:25/10`)]))]);
+    for (const [i, m] of ids.entries()) {
+      const answers = [a![i]!, b![ids.length - 1 - i]!, singles[i]! as { created: boolean; deliveries: { id: string }[] }];
+      expect(answers.filter((x) => x.created)).toHaveLength(1);
+      const rows = await repo.forMessage(m);
+      expect(rows).toHaveLength(1);
+      for (const x of answers) expect(x.deliveries.map((d) => d.id)).toEqual([rows[0]!.id]);
+    }
+  });
 });

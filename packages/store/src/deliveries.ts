@@ -144,6 +144,70 @@ const claimStatement = `UPDATE deliveries SET status = 'sending', lease_until = 
       AND NOT ${hasOutcomeForAttempt()}
     RETURNING *`;
 
+/** One attempt of one delivery, as a batched statement takes it. */
+export interface AttemptKey {
+  id: string;
+  attempt: number;
+}
+
+/**
+ * The indices of `items` whose (id, attempt) is the first of its kind in the batch. A batched
+ * UPDATE … FROM joins a target row with every matching input row but changes it only once, so
+ * a pair that occurs twice in one batch must go in once: the later copies get the answer a
+ * second single-row statement would have got (nothing claimed, nothing applied).
+ */
+function firstOfEachAttempt(items: readonly AttemptKey[]): number[] {
+  const seen = new Set<string>();
+  const firsts: number[] = [];
+  items.forEach((item, i) => {
+    const key = `${item.id}/${item.attempt}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    firsts.push(i);
+  });
+  return firsts;
+}
+
+/** true for the first item of each (id, attempt) the statement returned, false for the rest. */
+function answerOncePerAttempt(items: readonly AttemptKey[], returned: readonly AttemptKey[]): boolean[] {
+  const done = new Set(returned.map((r) => `${r.id}/${r.attempt}`));
+  return items.map((item) => done.delete(`${item.id}/${item.attempt}`));
+}
+
+/**
+ * Locks the rows of a batch in id order (LockRows sits above the Sort), and the UPDATE that joins
+ * `locked` can change a row only after this CTE locked it: two batches that share rows wait for
+ * each other instead of deadlocking. The UPDATE's own conditions are still checked against the
+ * newest row version (READ COMMITTED re-check), exactly as for a single-row UPDATE.
+ * $1 is the batch's ids (uuid[]).
+ */
+const lockInIdOrder = `locked AS MATERIALIZED (SELECT id FROM deliveries WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE)`;
+
+/** The sealed body columns a claim reads together with the row. */
+type ClaimedRowRaw = DeliveryRowRaw & { key_id: string | null; wrapped_key: Buffer | null; iv: Buffer | null; tag: Buffer | null; body: Buffer | null };
+
+function toClaimed(row: ClaimedRowRaw): { delivery: Delivery; body: SealedBodyRow | null } {
+  const { key_id, wrapped_key, iv, tag, body } = row;
+  const sealed = key_id !== null && wrapped_key !== null && iv !== null && tag !== null && body !== null ? { key_id, wrapped_key, iv, tag, body } : null;
+  return { delivery: toDelivery(row), body: sealed };
+}
+
+/** A new row as route_message / route_messages read it (jsonb_to_recordset columns). */
+function routeRowJson(d: NewDelivery) {
+  return {
+    id: d.id,
+    tenant_id: d.tenantId,
+    received_at: d.receivedAt.toISOString(),
+    pool: d.pool,
+    destination: d.destination,
+    routes: d.routes,
+    mail_from: d.mailFrom,
+    rcpts: d.rcpts,
+    prepend_headers: d.prependHeaders,
+    size: d.size,
+  };
+}
+
 export class DeliveryRepository {
   constructor(private readonly pool: Pool) {}
 
@@ -159,22 +223,32 @@ export class DeliveryRepository {
    */
   async createForMessage(messageId: string, rows: NewDelivery[]): Promise<{ created: boolean; deliveries: Delivery[] }> {
     if (rows.some((d) => d.messageId !== messageId)) throw new Error('createForMessage: every row must belong to the message');
-    const json = rows.map((d) => ({
-      id: d.id,
-      tenant_id: d.tenantId,
-      received_at: d.receivedAt.toISOString(),
-      pool: d.pool,
-      destination: d.destination,
-      routes: d.routes,
-      mail_from: d.mailFrom,
-      rcpts: d.rcpts,
-      prepend_headers: d.prependHeaders,
-      size: d.size,
-    }));
-    const res = await this.pool.query<DeliveryRowRaw & { created: boolean }>('SELECT r.created, (r.delivery).* FROM route_message($1, $2) r', [messageId, JSON.stringify(json)]);
+    const res = await this.pool.query<DeliveryRowRaw & { created: boolean }>('SELECT r.created, (r.delivery).* FROM route_message($1, $2) r', [messageId, JSON.stringify(rows.map(routeRowJson))]);
     // Either every row was inserted by this call or none was (existing rows short-circuit).
     const created = res.rows.length > 0 ? res.rows.every((r) => r.created) : rows.length === 0;
     return { created, deliveries: res.rows.map(toDelivery) };
+  }
+
+  /**
+   * createForMessage() for many messages in ONE statement (function route_messages, migration
+   * 1732700006000): each message exactly as alone (its advisory lock, at most one routing
+   * decision, existing rows returned), one answer per item, in order. A message that occurs twice
+   * is routed by its first occurrence; the second gets those rows with created = false.
+   */
+  async createForMessages(items: readonly { messageId: string; rows: NewDelivery[] }[]): Promise<{ created: boolean; deliveries: Delivery[] }[]> {
+    if (items.length === 0) return [];
+    for (const item of items) {
+      if (item.rows.some((d) => d.messageId !== item.messageId)) throw new Error('createForMessages: every row must belong to its message');
+    }
+    const json = items.map((item) => ({ message_id: item.messageId, rows: item.rows.map(routeRowJson) }));
+    const res = await this.pool.query<DeliveryRowRaw & { ordinal: number; created: boolean }>('SELECT r.ordinal, r.created, (r.delivery).* FROM route_messages($1) r', [JSON.stringify(json)]);
+    const byItem = items.map(() => [] as (DeliveryRowRaw & { created: boolean })[]);
+    for (const row of res.rows) byItem[row.ordinal - 1]?.push(row);
+    return items.map((item, i) => {
+      const rows = byItem[i]!;
+      const created = rows.length > 0 ? rows.every((r) => r.created) : item.rows.length === 0;
+      return { created, deliveries: rows.map(toDelivery) };
+    });
   }
 
   async get(id: string): Promise<Delivery | null> {
@@ -213,17 +287,48 @@ export class DeliveryRepository {
    * and the read are one statement: if it fails, nothing was claimed.
    */
   async claimWithBody(id: string, attempt: number, leaseMs: number): Promise<{ delivery: Delivery; body: SealedBodyRow | null } | null> {
-    const res = await this.pool.query<DeliveryRowRaw & { key_id: string | null; wrapped_key: Buffer | null; iv: Buffer | null; tag: Buffer | null; body: Buffer | null }>(
+    const res = await this.pool.query<ClaimedRowRaw>(
       `WITH c AS (${claimStatement})
        SELECT c.*, m.key_id, m.wrapped_key, m.iv, m.tag, m.body
          FROM c LEFT JOIN messages m ON m.received_at = c.received_at AND m.id = c.message_id`,
       [id, attempt, leaseMs],
     );
     const row = res.rows[0];
-    if (!row) return null;
-    const { key_id, wrapped_key, iv, tag, body } = row;
-    const sealed = key_id !== null && wrapped_key !== null && iv !== null && tag !== null && body !== null ? { key_id, wrapped_key, iv, tag, body } : null;
-    return { delivery: toDelivery(row), body: sealed };
+    return row ? toClaimed(row) : null;
+  }
+
+  /**
+   * claimWithBody() for many attempts in ONE statement (group commit: a sender's concurrent
+   * requests share a round trip and a commit). Each (id, attempt) is claimed for its own lease
+   * under exactly the conditions of claim(); the result has one entry per item, in order: the
+   * claimed row with its sealed body, or null when that attempt was not claimed (a later copy of
+   * a pair in the same batch included). One statement: if it fails, nothing was claimed.
+   */
+  async claimManyWithBody(items: readonly (AttemptKey & { leaseMs: number })[]): Promise<({ delivery: Delivery; body: SealedBodyRow | null } | null)[]> {
+    const firsts = firstOfEachAttempt(items).map((i) => items[i]!);
+    if (firsts.length === 0) return items.map(() => null);
+    const res = await this.pool.query<ClaimedRowRaw>(
+      `WITH ${lockInIdOrder},
+       c AS (
+         UPDATE deliveries d SET status = 'sending', lease_until = ${plusMs('u.lease_ms')}, updated_at = now()
+           FROM unnest($1::uuid[], $2::integer[], $3::integer[]) AS u(id, attempt, lease_ms), locked
+          WHERE d.id = locked.id AND d.id = u.id AND d.attempt = u.attempt
+            AND (d.status IN ('publishing', 'queued') OR (d.status = 'sending' AND d.lease_until < now()))
+            AND NOT ${hasOutcomeForAttempt('d.')}
+         RETURNING d.*)
+       SELECT c.*, m.key_id, m.wrapped_key, m.iv, m.tag, m.body
+         FROM c LEFT JOIN messages m ON m.received_at = c.received_at AND m.id = c.message_id`,
+      [firsts.map((k) => k.id), firsts.map((k) => k.attempt), firsts.map((k) => k.leaseMs)],
+    );
+    const claimed = new Map(res.rows.map((r) => [`${r.id}/${r.attempt}`, r]));
+    return items.map((item) => {
+      const key = `${item.id}/${item.attempt}`;
+      const row = claimed.get(key);
+      if (!row) return null;
+      // A pair is handed out once: later copies in the same batch were not claimed.
+      claimed.delete(key);
+      return toClaimed(row);
+    });
   }
 
   /** Extends the claim while a long transaction runs; false when the claim was lost. */
@@ -245,6 +350,65 @@ export class DeliveryRepository {
       [id, attempt, JSON.stringify(outcome)],
     );
     return res.rowCount === 1;
+  }
+
+  /**
+   * recordOutcome() for many attempts in ONE statement; one boolean per item, in order (false:
+   * the claim was lost, or the pair occurred earlier in the same batch).
+   */
+  async recordOutcomes(items: readonly { id: string; attempt: number; result: DeliveryResultPayload }[]): Promise<boolean[]> {
+    const firsts = firstOfEachAttempt(items).map((i) => items[i]!);
+    if (firsts.length === 0) return items.map(() => false);
+    const res = await this.pool.query<{ id: string; attempt: number }>(
+      `WITH ${lockInIdOrder}
+       UPDATE deliveries d SET outcome = u.outcome::jsonb, updated_at = now()
+         FROM unnest($1::uuid[], $2::integer[], $3::text[]) AS u(id, attempt, outcome), locked
+        WHERE d.id = locked.id AND d.id = u.id AND d.attempt = u.attempt AND d.status = 'sending'
+        RETURNING d.id, d.attempt`,
+      [firsts.map((o) => o.id), firsts.map((o) => o.attempt), firsts.map((o) => JSON.stringify({ attempt: o.attempt, result: o.result } satisfies DeliveryOutcome))],
+    );
+    return answerOncePerAttempt(items, res.rows);
+  }
+
+  /** get() for many ids in one statement; one entry per id, in order (null: no such row). */
+  async getMany(ids: readonly string[]): Promise<(Delivery | null)[]> {
+    if (ids.length === 0) return [];
+    const res = await this.pool.query<DeliveryRowRaw>('SELECT * FROM deliveries WHERE id = ANY($1::uuid[])', [[...new Set(ids)]]);
+    const byId = new Map(res.rows.map((r) => [r.id, r]));
+    return ids.map((id) => {
+      const row = byId.get(id);
+      return row ? toDelivery(row) : null;
+    });
+  }
+
+  /**
+   * applyResult() for many results in ONE statement, each under exactly its conditions (its
+   * attempt, status not 'done'); one boolean per item, in order. A result that occurs twice in
+   * the batch is applied once (the later copy answers false, as it would have alone).
+   */
+  async applyResults(items: readonly { id: string; attempt: number; change: ResultApplication }[]): Promise<boolean[]> {
+    const firsts = firstOfEachAttempt(items).map((i) => items[i]!);
+    if (firsts.length === 0) return items.map(() => false);
+    const json = firsts.map((o) => ({
+      id: o.id,
+      attempt: o.attempt,
+      rcpts: o.change.rcpts,
+      status: o.change.status,
+      next_attempt: o.change.nextAttempt,
+      next_attempt_at: o.change.nextAttemptAt?.toISOString() ?? null,
+      last_error: o.change.lastError,
+    }));
+    const res = await this.pool.query<{ id: string; attempt: number }>(
+      `WITH ${lockInIdOrder}
+       UPDATE deliveries d
+          SET rcpts = u.rcpts, status = u.status, attempt = CASE WHEN u.next_attempt THEN d.attempt + 1 ELSE d.attempt END,
+              next_attempt_at = u.next_attempt_at, lease_until = NULL, last_error = u.last_error, updated_at = now()
+         FROM jsonb_to_recordset($2::jsonb) AS u(id uuid, attempt integer, rcpts text[], status text, next_attempt boolean, next_attempt_at timestamptz, last_error text), locked
+        WHERE d.id = locked.id AND d.id = u.id AND d.attempt = u.attempt AND d.status <> 'done'
+        RETURNING d.id, u.attempt`,
+      [firsts.map((o) => o.id), JSON.stringify(json)],
+    );
+    return answerOncePerAttempt(items, res.rows);
   }
 
   /**

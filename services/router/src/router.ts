@@ -1,13 +1,15 @@
 import { routingKeys, type AnyEvent, type DeliveryResultPayload, type MessageFilteredPayload, type Route, type TrackingKind } from '@moat/contracts';
 import { uuidFrom, type Broker, type Logger } from '@moat/runtime';
-import type { Delivery, DeliveryRepository, NewDelivery } from '@moat/store';
+import type { Delivery, NewDelivery } from '@moat/store';
+import type { RouterDeliveries } from './batched-deliveries.js';
 import { groupByDestination, recipientDomain, type Unrouted } from './destinations.js';
 import type { RequestPublisher } from './requests.js';
 import { decideResult, type ResultPolicy } from './result.js';
 
 export interface RouterOptions {
   broker: Broker;
-  deliveries: DeliveryRepository;
+  /** The deliveries table; in the service the result path's statements are group-committed. */
+  deliveries: RouterDeliveries;
   publisher: RequestPublisher;
   /** Routes of a protected domain, or null when it is not protected (cached by the caller). */
   findRoutes: (domain: string) => Promise<Route[] | null>;

@@ -2,6 +2,7 @@ import { queues } from '@moat/contracts';
 import { connectDependencies, type Logger, type RunningService } from '@moat/runtime';
 import { DeliveryRepository, TenantRepository, TtlCache } from '@moat/store';
 import type { Route } from '@moat/contracts';
+import { BatchedDeliveries } from './batched-deliveries.js';
 import type { Config } from './config.js';
 import { RequestPublisher } from './requests.js';
 import { DeliveryRouter } from './router.js';
@@ -22,9 +23,13 @@ export async function start(config: Config, log: Logger): Promise<RunningRouter>
   const deliveries = new DeliveryRepository(deps.pool);
   const routeCache = new TtlCache<Route[] | null>(config.MOAT_ROUTE_CACHE_MS);
   const publisher = new RequestPublisher(deps.broker, deliveries);
+  // Routing decisions of concurrent message.filtered events, and reads and transitions of
+  // concurrent delivery.results, share statements (group commit); a batch holds at most what
+  // the consumer has in flight.
+  const batched = new BatchedDeliveries(deliveries, { maxItems: queues.router.prefetch });
   const router = new DeliveryRouter({
     broker: deps.broker,
-    deliveries,
+    deliveries: batched,
     publisher,
     findRoutes: async (domain) => {
       const load = async () => (await tenants.findDomainByName(domain))?.routes ?? null;
@@ -47,6 +52,7 @@ export async function start(config: Config, log: Logger): Promise<RunningRouter>
   try {
     await deps.broker.consume(queues.router, (delivery) => router.handle(delivery.event));
   } catch (err) {
+    await batched.close();
     await deps.close();
     throw err;
   }
@@ -56,6 +62,8 @@ export async function start(config: Config, log: Logger): Promise<RunningRouter>
     async stop() {
       await scheduler.stop();
       await deps.broker.drain(config.MOAT_SHUTDOWN_TIMEOUT_MS);
+      // Nothing should be queued once the handlers finished; wait anyway, before the pool closes.
+      await batched.close();
       await deps.close();
     },
   };

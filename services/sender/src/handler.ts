@@ -1,12 +1,14 @@
 import { routingKeys, type DeliveryRequestedPayload, type DeliveryResultPayload } from '@moat/contracts';
 import { MoatError, uuidFrom, type Broker, type Logger } from '@moat/runtime';
-import type { DeliveryRepository, MessageStore, SealedBodyRow } from '@moat/store';
+import type { MessageStore, SealedBodyRow } from '@moat/store';
+import type { SenderDeliveries } from './batched-deliveries.js';
 import type { Deliverer } from './deliver.js';
 import { localReply } from './reply.js';
 
 export interface SendHandlerOptions {
   broker: Broker;
-  deliveries: DeliveryRepository;
+  /** The deliveries table; in the service its claims and outcomes are group-committed. */
+  deliveries: SenderDeliveries;
   store: MessageStore;
   deliverer: Deliverer;
   /** Lease of a claim; renewed every third of it while the attempt runs. */

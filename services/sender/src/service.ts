@@ -2,6 +2,7 @@ import { queues } from '@moat/contracts';
 import { connectDependencies, createResolver, PermanentFailure, type Logger, type RunningService } from '@moat/runtime';
 import { DeliveryRepository, keyringFromConfig, MessageStore } from '@moat/store';
 import type { Config } from './config.js';
+import { BatchedDeliveries } from './batched-deliveries.js';
 import { ConnectionPool } from './connection-pool.js';
 import { Deliverer } from './deliver.js';
 import { SendHandler } from './handler.js';
@@ -41,9 +42,12 @@ export async function start(config: Config, log: Logger): Promise<RunningSender>
     attemptBudgetMs: policy.handlerTimeoutMs - 60_000,
     log,
   });
+  // Claims and outcomes of concurrent requests share statements (group commit); a batch holds
+  // at most what the consumer has in flight.
+  const deliveries = new BatchedDeliveries(new DeliveryRepository(deps.pool), { maxItems: policy.prefetch });
   const handler = new SendHandler({
     broker: deps.broker,
-    deliveries: new DeliveryRepository(deps.pool),
+    deliveries,
     store: new MessageStore(deps.pool, keyringFromConfig(config)),
     deliverer,
     leaseMs: config.MOAT_SEND_LEASE_MS,
@@ -55,6 +59,7 @@ export async function start(config: Config, log: Logger): Promise<RunningSender>
       await handler.handle(event.payload);
     });
   } catch (err) {
+    await deliveries.close();
     await deps.close();
     throw err;
   }
@@ -67,6 +72,8 @@ export async function start(config: Config, log: Logger): Promise<RunningSender>
       // twice because of a shutdown), then QUIT the kept connections.
       await deps.broker.drain(config.MOAT_SHUTDOWN_TIMEOUT_MS);
       await connections.close();
+      // Nothing should be queued once the handlers finished; wait anyway, before the pool closes.
+      await deliveries.close();
       await deps.close();
     },
   };
