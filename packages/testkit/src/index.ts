@@ -2,3 +2,4 @@ export * from './env.js';
 export * from './customer-server.js';
 export * from './tcp-proxy.js';
 export * from './smtp-client.js';
+export * from './events.js';

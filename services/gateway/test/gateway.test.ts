@@ -6,7 +6,7 @@ import { Broker, loadConfig, type Pool } from '@moat/runtime';
 import { ParkedRepository, TrackingRepository } from '@moat/store';
 import { createTestEnv, eventually, silentLog, testPool, type TestEnv } from '@moat/testkit';
 import { configSchema, start, type GatewayService } from '../src/index.js';
-import { messageEvents, replies } from './events.js';
+import { messageEvents, replies } from '@moat/testkit';
 
 let t: TestEnv;
 let gateway: GatewayService;

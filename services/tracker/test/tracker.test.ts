@@ -5,7 +5,7 @@ import { Broker, loadConfig } from '@moat/runtime';
 import { TrackingRepository } from '@moat/store';
 import { createTestEnv, eventually, silentLog, testPool, type TestEnv } from '@moat/testkit';
 import { configSchema, start, type TrackerService } from '../src/index.js';
-import { messageEvents, replies } from './events.js';
+import { messageEvents, replies } from '@moat/testkit';
 
 let t: TestEnv;
 let tracker: TrackerService;

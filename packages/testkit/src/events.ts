@@ -1,3 +1,4 @@
+/** Realistic event sequences of one message, for tests of the consumers of tracking events. */
 import { randomUUID } from 'node:crypto';
 import type { AnyEvent, EventType, PayloadOf, RecipientResult } from '@moat/contracts';
 
