@@ -345,7 +345,7 @@ export class DeliveryRepository {
   async recordOutcome(id: string, attempt: number, result: DeliveryResultPayload): Promise<boolean> {
     const outcome: DeliveryOutcome = { attempt, result };
     const res = await this.pool.query(
-      `UPDATE deliveries SET outcome = $3, updated_at = now()
+      `UPDATE deliveries SET outcome = $3
         WHERE id = $1 AND attempt = $2 AND status = 'sending'`,
       [id, attempt, JSON.stringify(outcome)],
     );
@@ -361,7 +361,7 @@ export class DeliveryRepository {
     if (firsts.length === 0) return items.map(() => false);
     const res = await this.pool.query<{ id: string; attempt: number }>(
       `WITH ${lockInIdOrder}
-       UPDATE deliveries d SET outcome = u.outcome::jsonb, updated_at = now()
+       UPDATE deliveries d SET outcome = u.outcome::jsonb
          FROM unnest($1::uuid[], $2::integer[], $3::text[]) AS u(id, attempt, outcome), locked
         WHERE d.id = locked.id AND d.id = u.id AND d.attempt = u.attempt AND d.status = 'sending'
         RETURNING d.id, d.attempt`,
