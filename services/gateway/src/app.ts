@@ -8,6 +8,7 @@ import { notFound, problemHandler } from './problem.js';
 import type { GatewayRepositories } from './repositories.js';
 import { defineRoute, mountRoutes, type RouteDef } from './route.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
+import { archiveRoutes } from './routes/archive.js';
 import { domainRoutes } from './routes/domains.js';
 import { mailboxRoutes } from './routes/mailboxes.js';
 import { messageRoutes } from './routes/messages.js';
@@ -35,6 +36,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'repos' | 'broker'>): RouteDef[] {
     ...apiKeyRoutes(deps.repos),
     ...partnerRoutes(deps.repos),
     ...messageRoutes(deps.repos),
+    ...archiveRoutes(deps.repos),
     ...parkedRoutes(deps.repos, deps.broker),
   ];
   let document: Record<string, unknown> | null = null;

@@ -86,7 +86,7 @@ export function buildOpenApiDocument(routes: RouteDef[]): Record<string, unknown
       title: 'Moat partner API',
       version: '1.0.0',
       description:
-        'Tenants, protected domains, mailboxes, API keys, message tracking and parked events. Errors are RFC 9457 problem details (application/problem+json). Paths below /api/v1 are stable.',
+        'Tenants, protected domains, mailboxes, API keys, message tracking, LiveArchive search and parked events. Errors are RFC 9457 problem details (application/problem+json). Paths below /api/v1 are stable.',
     },
     security: [{ bearerAuth: [] }],
   }) as unknown as Record<string, unknown>;

@@ -1,5 +1,5 @@
 import type { Pool } from '@moat/runtime';
-import { ApiKeyRepository, AuditLog, ParkedRepository, TenantRepository, TrackingRepository } from '@moat/store';
+import { ApiKeyRepository, ArchiveRepository, AuditLog, ParkedRepository, TenantRepository, TrackingRepository } from '@moat/store';
 import { MailboxRepository } from './data/mailboxes.js';
 import { PartnerRepository } from './data/partners.js';
 
@@ -12,6 +12,7 @@ export interface GatewayRepositories {
   audit: AuditLog;
   tracking: TrackingRepository;
   parked: ParkedRepository;
+  archive: ArchiveRepository;
 }
 
 export function createRepositories(pool: Pool): GatewayRepositories {
@@ -23,5 +24,6 @@ export function createRepositories(pool: Pool): GatewayRepositories {
     audit: new AuditLog(pool),
     tracking: new TrackingRepository(pool),
     parked: new ParkedRepository(pool),
+    archive: new ArchiveRepository(pool),
   };
 }

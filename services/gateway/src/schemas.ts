@@ -192,6 +192,38 @@ export const MessageQuery = z.strictObject({
   before: z.string().max(200).optional().meta({ description: 'The `next` value of the previous page' }),
 });
 
+// --- LiveArchive -----------------------------------------------------------------------------
+
+/** One row of look-ahead tells whether a next page exists, so a page stays below the store's cap. */
+export const maxArchivePage = 200;
+
+export const ArchiveEntry = z
+  .object({
+    messageId: id,
+    receivedAt: timestamp,
+    direction: z.enum(['inbound', 'outbound']),
+    mailFrom: z.string().meta({ description: 'The envelope sender (RFC 5321 MAIL FROM); empty for bounces' }),
+    rcpts: z.array(z.string()).meta({ description: 'The envelope recipients (RFC 5321 RCPT TO)' }),
+    from: z.string().nullable().meta({ description: 'The From header (RFC 5322 §3.6.2)' }),
+    to: z.string().nullable().meta({ description: 'The To header (RFC 5322 §3.6.3)' }),
+    subject: z.string().nullable(),
+    date: z.string().nullable().meta({ description: 'The Date header as written by the sender (RFC 5322 §3.6.1)' }),
+    messageIdHeader: z.string().nullable().meta({ description: 'The Message-ID header (RFC 5322 §3.6.4)' }),
+    size: z.number().int(),
+    verdict: z.enum(['deliver', 'quarantine', 'reject']),
+  })
+  .meta({ id: 'ArchiveEntry' });
+
+export const ArchiveList = z
+  .object({ items: z.array(ArchiveEntry), next: z.string().nullable().meta({ description: 'Pass as `before` for the next (older) page; null on the last page' }) })
+  .meta({ id: 'ArchiveList' });
+
+export const ArchiveQuery = z.strictObject({
+  q: z.string().trim().max(500).optional().meta({ description: 'Words that must all occur (case-insensitive) in the subject, From or To header, envelope sender or a recipient' }),
+  limit: z.coerce.number().int().min(1).max(maxArchivePage).default(50),
+  before: z.string().max(200).optional().meta({ description: 'The `next` value of the previous page' }),
+});
+
 // --- parked events ---------------------------------------------------------------------------
 
 export const ParkedSummary = z

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { queues, type AnyEvent } from '@moat/contracts';
 import { Broker, loadConfig, type Pool } from '@moat/runtime';
-import { ParkedRepository, TrackingRepository } from '@moat/store';
+import { ArchiveRepository, ParkedRepository, TrackingRepository, type ArchiveEntryInput } from '@moat/store';
 import { createTestEnv, eventually, silentLog, testPool, type TestEnv } from '@moat/testkit';
 import { configSchema, start, type GatewayService } from '../src/index.js';
 import { messageEvents, replies } from '@moat/testkit';
@@ -304,6 +304,98 @@ describe('message tracking', () => {
   });
 });
 
+describe('LiveArchive search', () => {
+  let tenantA: string;
+  let tenantB: string;
+  const ids = {
+    invoice: '00000000-0000-4000-8000-00000000a001',
+    newsletter: '00000000-0000-4000-8000-00000000a002',
+    meeting: '00000000-0000-4000-8000-00000000a003',
+    otherInvoice: '00000000-0000-4000-8000-00000000b001',
+  };
+
+  function entry(messageId: string, tenantId: string, subject: string, minutesAgo: number): ArchiveEntryInput {
+    return {
+      messageId,
+      tenantId,
+      receivedAt: new Date(Date.now() - minutesAgo * 60_000).toISOString(),
+      direction: 'inbound',
+      mailFrom: 'alice@sender.example',
+      rcpts: ['bob@archive.example'],
+      fromHeader: 'Alice <alice@sender.example>',
+      toHeader: 'Bob <bob@archive.example>',
+      subject,
+      dateHeader: 'Mon, 25 Nov 2024 10:00:00 +0000',
+      messageIdHeader: `<${messageId}@sender.example>`,
+      size: 1234,
+      verdict: 'deliver',
+    };
+  }
+
+  beforeAll(async () => {
+    tenantA = await createTenant('Archive A');
+    tenantB = await createTenant('Archive B');
+    await new ArchiveRepository(pool as unknown as Pool).recordMany([
+      entry(ids.invoice, tenantA, 'Invoice 2024-11', 30),
+      entry(ids.newsletter, tenantA, 'Weekly newsletter', 20),
+      entry(ids.meeting, tenantA, 'Meeting notes', 10),
+      entry(ids.otherInvoice, tenantB, 'Invoice from B', 5),
+    ]);
+  });
+
+  it('when searching by a subject word, then only that tenant’s matching message comes back, with its headers', async () => {
+    const res = await call('GET', `/api/v1/tenants/${tenantA}/archive?q=INVOICE`);
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({
+      items: [
+        {
+          messageId: ids.invoice,
+          receivedAt: expect.any(String),
+          direction: 'inbound',
+          mailFrom: 'alice@sender.example',
+          rcpts: ['bob@archive.example'],
+          from: 'Alice <alice@sender.example>',
+          to: 'Bob <bob@archive.example>',
+          subject: 'Invoice 2024-11',
+          date: 'Mon, 25 Nov 2024 10:00:00 +0000',
+          messageIdHeader: `<${ids.invoice}@sender.example>`,
+          size: 1234,
+          verdict: 'deliver',
+        },
+      ],
+      next: null,
+    });
+  });
+
+  it('when a tenant key searches, then it sees its own archive and another tenant’s archive answers 404', async () => {
+    const key = await tenantKey(tenantB, ['archive:read']);
+    const own = await call('GET', `/api/v1/tenants/${tenantB}/archive?q=invoice`, { token: key });
+    expect(own.body.items.map((e: { messageId: string }) => e.messageId)).toEqual([ids.otherInvoice]);
+    expectProblem(await call('GET', `/api/v1/tenants/${tenantA}/archive?q=invoice`, { token: key }), 404);
+    const unscoped = await tenantKey(tenantB, ['messages:read']);
+    expectProblem(await call('GET', `/api/v1/tenants/${tenantB}/archive`, { token: unscoped }), 403);
+  });
+
+  it('when a page is limited, then `next` returns the rest, newest first, without repeats', async () => {
+    const page1 = await call('GET', `/api/v1/tenants/${tenantA}/archive?limit=2`);
+    expect(page1.body.items.map((e: { messageId: string }) => e.messageId)).toEqual([ids.meeting, ids.newsletter]);
+    expect(page1.body.next).toEqual(expect.any(String));
+    const page2 = await call('GET', `/api/v1/tenants/${tenantA}/archive?limit=2&before=${encodeURIComponent(page1.body.next)}`);
+    expect(page2.body.items.map((e: { messageId: string }) => e.messageId)).toEqual([ids.invoice]);
+    expect(page2.body.next).toBeNull();
+    expectProblem(await call('GET', `/api/v1/tenants/${tenantA}/archive?before=garbage`), 400);
+  });
+
+  it('when the limit is not a positive number, then it answers 400 problem+json naming limit', async () => {
+    for (const limit of ['0', 'ten', '100000']) {
+      const res = await call('GET', `/api/v1/tenants/${tenantA}/archive?limit=${limit}`);
+      expectProblem(res, 400);
+      expect(res.body.detail).toContain('limit');
+      expect(res.body.errors).toEqual([{ field: 'limit', message: expect.any(String) }]);
+    }
+  });
+});
+
 describe('parked events', () => {
   it('when an operator replays a parked event, then it is re-published with its routing key, marked replayed and audited; a second replay is 409', async () => {
     const m = messageEvents({ rcpts: ['x@p.example'] });
@@ -357,7 +449,7 @@ describe('health and the OpenAPI document', () => {
     const res = await call('GET', '/api/v1/openapi.json', { token: null });
     expect(res.status).toBe(200);
     expect(res.body.openapi).toBe('3.1.0');
-    for (const path of ['/api/v1/tenants', '/api/v1/tenants/{tenantId}', '/api/v1/tenants/{tenantId}/domains', '/api/v1/tenants/{tenantId}/mailboxes', '/api/v1/tenants/{tenantId}/api-keys', '/api/v1/messages', '/api/v1/messages/{messageId}', '/api/v1/openapi.json']) {
+    for (const path of ['/api/v1/tenants', '/api/v1/tenants/{tenantId}', '/api/v1/tenants/{tenantId}/domains', '/api/v1/tenants/{tenantId}/mailboxes', '/api/v1/tenants/{tenantId}/api-keys', '/api/v1/messages', '/api/v1/messages/{messageId}', '/api/v1/tenants/{tenantId}/archive', '/api/v1/openapi.json']) {
       expect(Object.keys(res.body.paths)).toContain(path);
     }
     const golden = new URL('./golden/openapi.json', import.meta.url);
