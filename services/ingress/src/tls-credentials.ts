@@ -1,6 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { createSecureContext } from 'node:tls';
-import { generate } from 'selfsigned';
 import type { Logger } from '@moat/runtime';
 
 export interface TlsCredentials {
@@ -33,6 +32,8 @@ export async function loadTlsCredentials(opts: { certFile: string | undefined; k
 
 export async function generateDevCertificate(hostname: string, now = new Date()): Promise<TlsCredentials> {
   const notAfter = new Date(now.getTime() + 365 * 86_400_000);
+  // Loaded only for a development certificate: the X.509 libraries cost memory in production.
+  const { generate } = await import('selfsigned');
   const pems = await generate([{ name: 'commonName', value: hostname }], {
     keyType: 'ec',
     curve: 'P-256',
