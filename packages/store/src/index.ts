@@ -8,3 +8,5 @@ export * from './deliveries.js';
 export * from './tracking.js';
 export * from './archive.js';
 export * from './parked.js';
+export * from './cidr.js';
+export * from './pools.js';

@@ -14,6 +14,7 @@ import { mailboxRoutes } from './routes/mailboxes.js';
 import { messageRoutes } from './routes/messages.js';
 import { parkedRoutes } from './routes/parked.js';
 import { partnerRoutes } from './routes/partners.js';
+import { poolRoutes } from './routes/pools.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { z } from 'zod';
 
@@ -38,6 +39,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'repos' | 'broker'>): RouteDef[] {
     ...messageRoutes(deps.repos),
     ...archiveRoutes(deps.repos),
     ...parkedRoutes(deps.repos, deps.broker),
+    ...poolRoutes(deps.repos),
   ];
   let document: Record<string, unknown> | null = null;
   routes.push(

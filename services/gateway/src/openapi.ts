@@ -59,7 +59,10 @@ export function buildOpenApiDocument(routes: RouteDef[]): Record<string, unknown
       [def.success.status]: {
         description: def.success.description,
         ...(def.success.location ? { headers: { Location: { description: 'The path of the created resource', schema: { type: 'string' } } } } : {}),
-        content: { 'application/json': { schema: def.success.schema } },
+        content: {
+          'application/json': { schema: def.success.schema },
+          ...(def.success.text ? { 'text/plain': { schema: { type: 'string' as const, description: def.success.text } } } : {}),
+        },
       },
     };
     for (const s of [...statuses].sort((a, b) => a - b)) responses[s] = problemResponse(s);

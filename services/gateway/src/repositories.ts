@@ -1,5 +1,5 @@
 import type { Pool } from '@moat/runtime';
-import { ApiKeyRepository, ArchiveRepository, AuditLog, ParkedRepository, TenantRepository, TrackingRepository } from '@moat/store';
+import { ApiKeyRepository, ArchiveRepository, AuditLog, ParkedRepository, PoolRepository, TenantRepository, TrackingRepository } from '@moat/store';
 import { MailboxRepository } from './data/mailboxes.js';
 import { PartnerRepository } from './data/partners.js';
 
@@ -13,6 +13,7 @@ export interface GatewayRepositories {
   tracking: TrackingRepository;
   parked: ParkedRepository;
   archive: ArchiveRepository;
+  pools: PoolRepository;
 }
 
 export function createRepositories(pool: Pool): GatewayRepositories {
@@ -25,5 +26,6 @@ export function createRepositories(pool: Pool): GatewayRepositories {
     tracking: new TrackingRepository(pool),
     parked: new ParkedRepository(pool),
     archive: new ArchiveRepository(pool),
+    pools: new PoolRepository(pool),
   };
 }

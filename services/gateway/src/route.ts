@@ -8,7 +8,7 @@ import { badRequest, ProblemError, validationProblem, type ProblemStatus } from 
  * query with its zod schemas) and the OpenAPI document describes it from the same declaration.
  */
 export interface RouteDef<B extends z.ZodType | undefined = z.ZodType | undefined, Q extends z.ZodType | undefined = z.ZodType | undefined> {
-  method: 'get' | 'post';
+  method: 'get' | 'post' | 'patch';
   /** OpenAPI-style path below /api/v1, e.g. `/tenants/{tenantId}`. */
   path: string;
   operationId: string;
@@ -21,7 +21,14 @@ export interface RouteDef<B extends z.ZodType | undefined = z.ZodType | undefine
   params?: z.ZodObject;
   query?: Q;
   body?: B;
-  success: { status: 200 | 201; description: string; schema: z.ZodType; location?: boolean };
+  success: {
+    status: 200 | 201;
+    description: string;
+    schema: z.ZodType;
+    location?: boolean;
+    /** The handler may answer text/plain instead (RouteReply.text); this describes that form. */
+    text?: string;
+  };
   /** Problem answers beyond those every route can give (400, 401, 403, 404, 415, 500). */
   problems?: ProblemStatus[];
   handler: (ctx: RouteContext<B, Q>) => Promise<RouteReply>;
@@ -41,6 +48,8 @@ export interface RouteReply {
   body: unknown;
   /** For 201: the created resource's path (Location, RFC 9110 §10.2.2). */
   location?: string;
+  /** Answer this text/plain body instead of `body` as JSON (routes with `success.text`). */
+  text?: string;
 }
 
 export function defineRoute<B extends z.ZodType | undefined = undefined, Q extends z.ZodType | undefined = undefined>(def: RouteDef<B, Q>): RouteDef {
@@ -90,7 +99,8 @@ export function mountRoutes(router: Router, defs: RouteDef[], authenticate: Requ
       };
       const reply = await def.handler(ctx as never);
       if (reply.location) res.setHeader('Location', reply.location);
-      res.status(def.success.status).json(reply.body);
+      if (reply.text !== undefined) res.status(def.success.status).type('text/plain; charset=utf-8').send(reply.text);
+      else res.status(def.success.status).json(reply.body);
     };
     if (def.auth === false) router[def.method](path, handler);
     else router[def.method](path, authenticate, handler);

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { trackedStatuses } from '@moat/store';
+import { CidrError, findOverlap, normalizeCidr, parseCidr, poolStates, trackedStatuses } from '@moat/store';
 import { apiScopes } from './access.js';
 
 // Request and response schemas of the partner API. Requests are validated with them; the
@@ -257,5 +257,73 @@ export const ParkedQuery = z.strictObject({
 });
 
 export const ReplayResult = z.object({ id: z.string(), routingKey: z.string(), replayedAt: timestamp }).meta({ id: 'ReplayResult' });
+
+// --- sending pools ---------------------------------------------------------------------------
+
+/** A pool name becomes part of a queue name (`sender.<pool>`): lower-case letters, digits, hyphens. */
+const poolName = z
+  .string()
+  .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'must be 1–63 lower-case letters, digits or hyphens, not starting or ending with a hyphen')
+  .meta({ example: 'eu-1' });
+
+/** One range in CIDR notation, normalised (`2001:DB8:1::0/48` → `2001:db8:1::/48`); the message names the bad value. */
+const cidr = z.string().transform((value, ctx) => {
+  try {
+    return normalizeCidr(value);
+  } catch (err) {
+    if (!(err instanceof CidrError)) throw err;
+    ctx.addIssue({ code: 'custom', message: err.message, input: value });
+    return z.NEVER;
+  }
+});
+
+const cidrList = z
+  .array(cidr)
+  .min(1, 'at least one range is required')
+  .max(256)
+  .superRefine((values, ctx) => {
+    const overlap = findOverlap(values.map(parseCidr));
+    if (overlap) ctx.addIssue({ code: 'custom', message: overlap, input: values });
+  })
+  .meta({ description: 'The source ranges in CIDR notation (IPv4 or IPv6), without host bits and without overlaps', example: ['64.182.140.0/24', '2001:db8:1::/48'] });
+
+/** RFC 5321 §4.1.1.1: EHLO gives the client's fully qualified domain name. */
+const ehloName = z.string().trim().max(253).refine(isDomainName, 'must be a fully qualified domain name such as out1.moat.example').meta({ example: 'out1.moat.example' });
+
+export const PoolCreate = z
+  .strictObject({
+    name: poolName,
+    cidrs: cidrList,
+    state: z.enum(poolStates).default('active').meta({ description: 'active and warming pools send; draining ones finish what they hold; disabled ones are not published' }),
+    ehloName: ehloName.optional(),
+  })
+  .meta({ id: 'PoolCreate' });
+
+export const PoolUpdate = z
+  .strictObject({
+    state: z.enum(poolStates).optional(),
+    cidrs: cidrList.optional().meta({ description: 'Replaces every range of the pool' }),
+    ehloName: ehloName.nullable().optional().meta({ description: 'null clears it' }),
+  })
+  .refine((p) => p.state !== undefined || p.cidrs !== undefined || p.ehloName !== undefined, 'give at least one of state, cidrs, ehloName')
+  .meta({ id: 'PoolUpdate' });
+
+export const PoolRange = z
+  .object({
+    cidr: z.string().meta({ example: '64.182.140.0/24' }),
+    firstLast: z.string().meta({ description: 'First and last address, for rules that take a range', example: '64.182.140.0-64.182.140.255' }),
+    netmask: z.string().meta({ description: 'Address and netmask, as Windows and older firewalls take them', example: '64.182.140.0 / 255.255.255.0' }),
+  })
+  .meta({ id: 'PoolRange' });
+
+export const SendingPool = z
+  .object({ name: z.string(), state: z.enum(poolStates), ehloName: z.string().nullable(), ranges: z.array(PoolRange) })
+  .meta({ id: 'Pool', description: 'A sending pool: the ranges Moat delivers from' });
+
+export const PoolList = z.object({ items: z.array(SendingPool) }).meta({ id: 'PoolList' });
+
+export const PoolQuery = z.strictObject({
+  format: z.enum(['json', 'txt']).default('json').meta({ description: 'txt: text/plain, one CIDR per line, of every pool that is not disabled' }),
+});
 
 export const Health = z.object({ status: z.string() }).meta({ id: 'Health' });
