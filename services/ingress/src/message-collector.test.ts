@@ -10,7 +10,7 @@ describe('collectMessage', () => {
     stream.write(Buffer.from('Subject: a\r\n\r\n'));
     stream.end(Buffer.from('.dot\r\n\x00\xff\r\n', 'latin1'));
     const raw = Buffer.concat([Buffer.from('Subject: a\r\n\r\n'), Buffer.from('.dot\r\n\x00\xff\r\n', 'latin1')]);
-    expect(await done).toEqual({ raw, size: raw.length, sha256: createHash('sha256').update(raw).digest('hex'), oversize: false });
+    expect(await done).toEqual({ raw, size: raw.length, sha256: createHash('sha256').update(raw).digest('hex'), oversize: false, bareLineEnding: false });
   });
 
   it('when the message goes over the limit, then it is read to its end but nothing is kept', async () => {
@@ -20,6 +20,39 @@ describe('collectMessage', () => {
     stream.write(Buffer.alloc(8));
     stream.end(Buffer.alloc(8));
     expect(await done).toMatchObject({ oversize: true, size: 24, raw: Buffer.alloc(0) });
+  });
+
+  it('when a bare LF arrives at the start of a chunk, then the message is flagged while it streams in', async () => {
+    const stream = new PassThrough();
+    const done = collectMessage(stream, 1_000);
+    stream.write(Buffer.from('Subject: a\r\n\r\nbody\r\n'));
+    stream.end(Buffer.from('\n.\nMAIL FROM:<x@y>\r\n'));
+    expect(await done).toMatchObject({ oversize: false, bareLineEnding: true });
+  });
+
+  it('when a CRLF is split across chunks, then the message is clean', async () => {
+    const stream = new PassThrough();
+    const done = collectMessage(stream, 1_000);
+    stream.write(Buffer.from('Subject: a\r'));
+    stream.write(Buffer.from('\n\r\nbody\r'));
+    stream.end(Buffer.from('\n'));
+    expect(await done).toMatchObject({ oversize: false, bareLineEnding: false, size: 20 });
+  });
+
+  it('when the stream ends with a lone CR, then the message is flagged', async () => {
+    const stream = new PassThrough();
+    const done = collectMessage(stream, 1_000);
+    stream.write(Buffer.from('Subject: a\r\n\r\n'));
+    stream.end(Buffer.from('body\r'));
+    expect((await done).bareLineEnding).toBe(true);
+  });
+
+  it('when an oversize message also has bare line endings, then it is oversize (552 wins)', async () => {
+    const stream = new PassThrough();
+    const done = collectMessage(stream, 10);
+    stream.write(Buffer.from('a\nb\rc'));
+    stream.end(Buffer.alloc(16));
+    expect(await done).toMatchObject({ oversize: true, bareLineEnding: false });
   });
 
   it('when smtp-server flags the stream as oversize, then the message is oversize', async () => {

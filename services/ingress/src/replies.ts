@@ -22,6 +22,12 @@ export const replies = {
   tooManyRecipients: () => smtpReply(452, '4.5.3', 'Too many recipients'),
   /** RFC 1870 §6.3 / RFC 3463 5.3.4. */
   tooBig: () => smtpReply(552, '5.3.4', 'Message size exceeds fixed maximum message size'),
+  /**
+   * RFC 5321 §2.3.8 (CR and LF only as CRLF), RFC 3463 5.6.0 (other media error): a body with a
+   * bare CR or LF is an SMTP smuggling attempt or would be altered on relay; the client must
+   * fix it, a retry would not help. Reply text stays ASCII (RFC 5321 §4.2).
+   */
+  bareLineEnding: () => smtpReply(550, '5.6.0', 'Message contains bare CR or LF line endings (RFC 5321 section 2.3.8); send CRLF line endings'),
   /** Anything that kept us from keeping our promise: the client keeps the message and retries. */
   tempFail: () => smtpReply(451, '4.3.0', 'Temporary failure, please try again later'),
 } as const;

@@ -170,7 +170,11 @@ export class SmtpEdge {
 
   private async receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
     const collected = await collectMessage(stream, this.opts.maxMessageBytes);
+    // Size first: an oversize message was not kept, so its line endings were not judged.
     if (collected.oversize) throw replies.tooBig();
+    // Refused, not repaired: the customer's server must get the bytes the sender sent, and a
+    // bare CR/LF is what SMTP smuggling hides a second message behind (RFC 5321 §2.3.8).
+    if (collected.bareLineEnding) throw replies.bareLineEnding();
     const state = this.state(session);
     if (state.tenantId === null) throw new MoatError('VALIDATION_FAILED', 'DATA without a tenant fixed by an accepted recipient');
     const rcptTo = session.envelope.rcptTo.map((r) => {
