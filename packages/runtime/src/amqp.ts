@@ -374,7 +374,9 @@ export class Broker {
     const conn = this.conn;
     if (!conn) return;
     const ch = await conn.createChannel();
-    for (const q of [...queueNames, parking.queue]) await ch.deleteQueue(qualify(this.opts.namespace, q)).catch(() => {});
+    // The fixed queues are declared on every connect: they go too.
+    const fixed = [queues.filter, queues.archive, queues.router, queues.tracker].map((q) => q.name);
+    for (const q of [...queueNames, ...fixed, parking.queue]) await ch.deleteQueue(qualify(this.opts.namespace, q)).catch(() => {});
     await ch.deleteExchange(this.exchange).catch(() => {});
     await ch.deleteExchange(this.parkingExchange).catch(() => {});
     await ch.close().catch(() => {});
