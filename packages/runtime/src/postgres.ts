@@ -38,3 +38,15 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
     client.release();
   }
 }
+
+/**
+ * True when Postgres refused the data itself — SQLSTATE class 22 (data exception, e.g. a NUL
+ * byte in text) or 23 (integrity constraint violation) — rather than being unreachable or
+ * failing transiently. Only then is it worth retrying each item of a failed batch alone, so
+ * that one bad item does not fail the others with it. Looks through one level of `cause`,
+ * since repositories wrap driver errors in a MoatError.
+ */
+export function isPostgresDataError(err: unknown): boolean {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | null;
+  return [e?.code, e?.cause?.code].some((code) => typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code));
+}

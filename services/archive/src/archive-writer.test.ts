@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { PermanentFailure } from '@moat/runtime';
 import type { ArchiveEntryInput } from '@moat/store';
-import { createArchiveWriter, isDataError } from './archive-writer.js';
+import { createArchiveWriter } from './archive-writer.js';
 
 const log = pino({ level: 'silent' });
 
@@ -73,11 +73,4 @@ describe('createArchiveWriter', () => {
     await writer.close();
   });
 
-  it('when an error carries SQLSTATE class 22 or 23, then it is a data error; other codes are not', () => {
-    expect(isDataError(nulError())).toBe(true);
-    expect(isDataError({ code: '23505' })).toBe(true);
-    expect(isDataError({ code: '57P01' })).toBe(false);
-    expect(isDataError(new Error('x'))).toBe(false);
-    expect(isDataError(null)).toBe(false);
-  });
 });

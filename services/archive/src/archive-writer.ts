@@ -1,15 +1,5 @@
-import { MicroBatcher, PermanentFailure, type Logger } from '@moat/runtime';
+import { isPostgresDataError, MicroBatcher, PermanentFailure, type Logger } from '@moat/runtime';
 import type { ArchiveEntryInput, ArchiveRepository } from '@moat/store';
-
-/**
- * SQLSTATE classes that a retry cannot fix: 22 (data exception, e.g. a NUL byte in text) and
- * 23 (integrity constraint violation). Anything else (connection loss, deadlock, shutdown) is
- * transient and retried by the broker.
- */
-export function isDataError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
-}
 
 export interface ArchiveWriter {
   /** Resolves once the entry's batch committed: true when it was new, false when already archived. */
@@ -30,12 +20,12 @@ export function createArchiveWriter(repo: Pick<ArchiveRepository, 'recordMany'>,
   const batcher = new MicroBatcher<ArchiveEntryInput, boolean>({
     maxItems: opts.maxItems,
     maxDelayMs: opts.maxDelayMs,
-    isolateOn: isDataError,
+    isolateOn: isPostgresDataError,
     write: async (entries) => {
       try {
         return await repo.recordMany(entries);
       } catch (err) {
-        if (entries.length === 1 && isDataError(err)) {
+        if (entries.length === 1 && isPostgresDataError(err)) {
           log.error({ err: (err as Error).message, messageId: entries[0]!.messageId }, 'archive entry rejected by the database; parking the event');
           throw new PermanentFailure(`archive entry rejected: ${(err as Error).message}`, err);
         }

@@ -1,4 +1,4 @@
 export { configSchema, type Config } from './config.js';
 export { start, type ArchiveService } from './service.js';
 export { Archiver, archiveEntryFor, type ArchiverDependencies } from './archiver.js';
-export { createArchiveWriter, isDataError, type ArchiveWriter } from './archive-writer.js';
+export { createArchiveWriter, type ArchiveWriter } from './archive-writer.js';

@@ -1,5 +1,5 @@
 import type { StoreRef } from '@moat/contracts';
-import { MicroBatcher } from '@moat/runtime';
+import { isPostgresDataError, MicroBatcher } from '@moat/runtime';
 import type { StoredMessage } from '@moat/store';
 import type { IntakeDeps } from './message-intake.js';
 
@@ -17,16 +17,6 @@ export interface GroupCommitOptions {
   maxItems: number;
   /** INSERTs in flight at once (each holds one pool connection). */
   maxConcurrentWrites: number;
-}
-
-/**
- * Postgres error classes that are about the data of a row (22 data exception, 23 integrity
- * constraint violation), not about the database being unreachable: only then is it worth
- * retrying each message alone, so that one bad row does not take the others' 250 with it.
- */
-function isDataError(err: unknown): boolean {
-  const cause = (err as { cause?: { code?: unknown } } | null)?.cause;
-  return typeof cause?.code === 'string' && /^2[23]/.test(cause.code);
 }
 
 /**
@@ -50,7 +40,7 @@ export class GroupCommitStore implements IntakeStore {
       maxDelayMs: 0,
       maxConcurrentWrites: opts.maxConcurrentWrites,
       write: (messages) => this.store.putMany(messages),
-      isolateOn: isDataError,
+      isolateOn: isPostgresDataError,
     });
   }
 

@@ -1,4 +1,4 @@
-import { MicroBatcher } from '@moat/runtime';
+import { isPostgresDataError, MicroBatcher } from '@moat/runtime';
 import type { Delivery, DeliveryRepository, NewDelivery, ResultApplication } from '@moat/store';
 
 /** What the router's consumers need of the deliveries table (BatchedDeliveries and DeliveryRepository fit). */
@@ -12,16 +12,6 @@ export interface RouterDeliveries {
 export interface BatchedDeliveriesOptions {
   /** Items per statement at most. */
   maxItems: number;
-}
-
-/**
- * Postgres error classes about the data of a row (22 data exception, 23 integrity constraint
- * violation), not about the database being unreachable: only then is it worth routing each
- * message of a failed batch alone, so that one bad message does not fail the others with it.
- */
-function isDataError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^2[23]/.test(code);
 }
 
 /**
@@ -45,7 +35,7 @@ export class BatchedDeliveries implements RouterDeliveries {
     private readonly repo: DeliveryRepository,
     opts: BatchedDeliveriesOptions,
   ) {
-    this.routings = new MicroBatcher({ maxItems: opts.maxItems, maxDelayMs: 0, write: (items) => this.repo.createForMessages(items), isolateOn: isDataError });
+    this.routings = new MicroBatcher({ maxItems: opts.maxItems, maxDelayMs: 0, write: (items) => this.repo.createForMessages(items), isolateOn: isPostgresDataError });
     this.reads = new MicroBatcher({ maxItems: opts.maxItems, maxDelayMs: 0, write: (ids) => this.repo.getMany(ids) });
     this.results = new MicroBatcher({ maxItems: opts.maxItems, maxDelayMs: 0, write: (items) => this.repo.applyResults(items) });
   }

@@ -1,16 +1,6 @@
 import type { AnyEvent } from '@moat/contracts';
-import { MicroBatcher, PermanentFailure, type Logger } from '@moat/runtime';
+import { isPostgresDataError, MicroBatcher, PermanentFailure, type Logger } from '@moat/runtime';
 import type { TrackingRepository } from '@moat/store';
-
-/**
- * SQLSTATE classes that a retry cannot fix: 22 (data exception, e.g. a NUL byte in text) and
- * 23 (integrity constraint violation). Anything else (connection loss, deadlock, shutdown) is
- * transient and retried by the broker.
- */
-export function isDataError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
-}
 
 /**
  * Batches tracked events into one transaction per batch. A data error fails only the event
@@ -21,12 +11,12 @@ export function createTrackingWriter(repo: TrackingRepository, log: Logger, opts
   return new MicroBatcher<AnyEvent>({
     maxItems: opts.maxItems,
     maxDelayMs: opts.maxDelayMs,
-    isolateOn: isDataError,
+    isolateOn: isPostgresDataError,
     write: async (events) => {
       try {
         await repo.record(events);
       } catch (err) {
-        if (events.length === 1 && isDataError(err)) {
+        if (events.length === 1 && isPostgresDataError(err)) {
           const event = events[0]!;
           log.error({ err: (err as Error).message, eventId: event.id, type: event.type }, 'tracking write rejected by the database; parking the event');
           throw new PermanentFailure(`tracking write rejected: ${(err as Error).message}`, err);
