@@ -12,12 +12,3 @@ export const envelopeBase = z.object({
   occurredAt: z.string().datetime({ offset: true }),
   producer: z.string().min(1),
 });
-
-export type EnvelopeOf<T extends string, P> = {
-  v: 1;
-  id: string;
-  type: T;
-  occurredAt: string;
-  producer: string;
-  payload: P;
-};

@@ -28,7 +28,6 @@ export interface BrokerOptions {
   confirmTimeoutMs?: number;
 }
 
-export type HandlerOutcome = void;
 export interface Delivery<E extends AnyEvent = AnyEvent> {
   event: E;
   routingKey: string;
@@ -36,7 +35,7 @@ export interface Delivery<E extends AnyEvent = AnyEvent> {
   /** How many times the broker delivered this message before (quorum queues count it). */
   deliveryCount: number;
 }
-export type Handler = (delivery: Delivery) => Promise<HandlerOutcome>;
+export type Handler = (delivery: Delivery) => Promise<void>;
 
 /** Thrown by handlers for a message that will never succeed: it goes straight to parking. */
 export class PermanentFailure extends MoatError {

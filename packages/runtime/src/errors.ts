@@ -1,6 +1,6 @@
 /**
- * One closed set of error codes (STYLE.md, habit 7). An error that crosses a process boundary
- * is serialised field by field with `serializeError`, so an SMTP reply code survives the hop.
+ * One closed set of error codes (STYLE.md, habit 7). An error keeps its SMTP reply code on the
+ * error itself (`responseCode`), never in the message text.
  */
 export const errorCodes = [
   'CONFIG_INVALID',
@@ -38,24 +38,4 @@ export class MoatError extends Error {
     this.enhancedStatus = opts.enhancedStatus;
     this.permanent = opts.permanent ?? false;
   }
-}
-
-export interface SerializedError {
-  name: string;
-  message: string;
-  code: string | null;
-  responseCode: number | null;
-}
-
-export function serializeError(err: unknown): SerializedError {
-  if (err instanceof Error) {
-    const e = err as Error & { code?: unknown; responseCode?: unknown };
-    return {
-      name: e.name,
-      message: e.message,
-      code: typeof e.code === 'string' ? e.code : null,
-      responseCode: typeof e.responseCode === 'number' ? e.responseCode : null,
-    };
-  }
-  return { name: 'Error', message: String(err), code: null, responseCode: null };
 }

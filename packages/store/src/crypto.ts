@@ -4,8 +4,8 @@ import { MoatError } from '@moat/runtime';
 /**
  * Envelope encryption: every message gets a fresh 256-bit data key; the body is sealed with it
  * (AES-256-GCM, the message id as additional data so a body cannot be swapped between rows), and
- * the data key is sealed with the master key. Rotating the master key means re-wrapping data
- * keys, never re-encrypting bodies.
+ * the data key is sealed with the master key. A new master key seals new messages; older keys stay
+ * in the keyring (MOAT_PREVIOUS_MASTER_KEYS) so older messages still open.
  */
 export interface Keyring {
   currentId: string;
@@ -66,15 +66,4 @@ export function open(keyring: Keyring, sealed: Sealed, aad: string): Buffer {
   } catch (err) {
     throw new MoatError('DECRYPT_FAILED', 'message store entry failed authentication (wrong key or tampered)', { permanent: true, cause: err });
   }
-}
-
-/** Re-wraps a data key under the current master key (rotation), leaving the body untouched. */
-export function rewrap(keyring: Keyring, sealed: Pick<Sealed, 'keyId' | 'wrappedKey'>, aad: string): Pick<Sealed, 'keyId' | 'wrappedKey'> {
-  const old = keyring.keys.get(sealed.keyId);
-  if (!old) throw new MoatError('DECRYPT_FAILED', `master key ${sealed.keyId} is not configured`, { permanent: true });
-  const aadBuf = Buffer.from(aad);
-  const w = sealed.wrappedKey;
-  const dataKey = gcmOpen(old, w.subarray(0, 12), w.subarray(12, 28), w.subarray(28), aadBuf);
-  const wrapped = gcmSeal(keyring.keys.get(keyring.currentId)!, dataKey, aadBuf);
-  return { keyId: keyring.currentId, wrappedKey: Buffer.concat([wrapped.iv, wrapped.tag, wrapped.ciphertext]) };
 }
