@@ -41,13 +41,13 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function waitFor(fn: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+async function waitFor(fn: () => Promise<boolean>, timeoutMs: number, what: string | (() => string)): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await fn().catch(() => false)) return;
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`timed out waiting for ${what}`);
+  throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
 }
 
 interface RunResult {
@@ -64,6 +64,51 @@ interface RunResult {
   cpuMsPerMessage: number;
   /** CPU ms per delivered message, per process group (each service, rabbitmq, postgres, redis). */
   cpuBreakdown: Record<string, number>;
+  /** Postgres counters per delivered message. */
+  pg: string[];
+}
+
+/** Postgres work counters: commits, WAL and row changes per table in the bench schema. */
+interface PgCounters {
+  commits: number;
+  walRecords: number;
+  walBytes: number;
+  walSyncs: number;
+  tables: Record<string, { ins: number; upd: number; del: number; hot: number }>;
+}
+
+async function pgCounters(client: pg.Client, schema: string): Promise<PgCounters> {
+  const db = await client.query(`SELECT xact_commit::bigint AS c FROM pg_stat_database WHERE datname = current_database()`);
+  const wal = await client.query(`SELECT wal_records::bigint AS r, wal_bytes::bigint AS b, wal_sync::bigint AS s FROM pg_stat_wal`);
+  // Partitions are summed into their parent's name (tracking tables are partitioned by day).
+  const t = await client.query(
+    `SELECT coalesce(p.relname, s.relname) AS name, sum(n_tup_ins)::bigint AS ins, sum(n_tup_upd)::bigint AS upd, sum(n_tup_del)::bigint AS del, sum(n_tup_hot_upd)::bigint AS hot
+       FROM pg_stat_user_tables s
+       LEFT JOIN pg_inherits i ON i.inhrelid = s.relid
+       LEFT JOIN pg_class p ON p.oid = i.inhparent
+      WHERE s.schemaname = $1 GROUP BY 1`,
+    [schema],
+  );
+  return {
+    commits: Number(db.rows[0].c),
+    walRecords: Number(wal.rows[0].r),
+    walBytes: Number(wal.rows[0].b),
+    walSyncs: Number(wal.rows[0].s),
+    tables: Object.fromEntries(t.rows.map((r) => [r.name, { ins: Number(r.ins), upd: Number(r.upd), del: Number(r.del), hot: Number(r.hot) }])),
+  };
+}
+
+/** One line per counter, per delivered message (whole database for commits and WAL: other sessions add noise). */
+function describePg(a: PgCounters, b: PgCounters, messages: number): string[] {
+  const per = (x: number) => (x / Math.max(1, messages)).toFixed(2);
+  const lines = [`commits ${per(b.commits - a.commits)}, WAL records ${per(b.walRecords - a.walRecords)}, WAL KiB ${per((b.walBytes - a.walBytes) / 1024)}, WAL syncs ${per(b.walSyncs - a.walSyncs)}`];
+  for (const [name, t] of Object.entries(b.tables).sort()) {
+    const o = a.tables[name] ?? { ins: 0, upd: 0, del: 0, hot: 0 };
+    const d = { ins: t.ins - o.ins, upd: t.upd - o.upd, del: t.del - o.del, hot: t.hot - o.hot };
+    if (d.ins + d.upd + d.del === 0) continue;
+    lines.push(`${name}: ins ${per(d.ins)} upd ${per(d.upd)} (hot ${per(d.hot)}) del ${per(d.del)}`);
+  }
+  return lines;
 }
 
 interface StageLatency {
@@ -138,12 +183,14 @@ async function main(): Promise<void> {
   const results: RunResult[] = [];
   let pacedStart = new Date();
   let stages: StageLatency[] = [];
+  const stats = new pg.Client({ connectionString: env.MOAT_DATABASE_URL });
+  await stats.connect();
   try {
     const api = async (method: string, path: string, body?: unknown) => {
       const res = await fetch(`http://127.0.0.1:${httpPort}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
       return { status: res.status, body: (await res.json().catch(() => null)) as any };
     };
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200, 90_000, `the stack to be ready\n${supervisorOut}`);
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200, 90_000, () => `the stack to be ready\n${supervisorOut}`);
     await waitFor(async () => new Promise<boolean>((resolve) => net.connect(smtpPort, '127.0.0.1').once('connect', function (this: net.Socket) { this.destroy(); resolve(true); }).once('error', () => resolve(false))), 30_000, 'SMTP');
     const tenant = await api('POST', '/api/v1/tenants', { name: 'Bench' });
     const domain = `${id}.example`;
@@ -178,6 +225,9 @@ async function main(): Promise<void> {
 
     async function measure(label: string, size: number, count: number, ratePerSec?: number): Promise<RunResult> {
       const prefix = `${label.replace(/[^a-z0-9]+/gi, "_")}-${size}-${randomBytes(3).toString("hex")}`;
+      // Counters are read after a short pause so that the previous run's stragglers are in.
+      await new Promise((r) => setTimeout(r, 1000));
+      const pg0 = await pgCounters(stats, id);
       const cpu0 = cpuNow();
       const t0 = performance.now();
       const sent = await runLoad({ port: smtpPort, total: count, sessions, rcpts, from: `bench@sender.test`, size, prefix, ...(ratePerSec ? { ratePerSec } : {}) });
@@ -193,6 +243,9 @@ async function main(): Promise<void> {
         .filter((x) => !Number.isNaN(x))
         .sort((a, b) => a - b);
       const cpu = cpuDelta(cpu0, cpuNow());
+      // pg_stat counters are flushed by each backend at the end of a transaction, at most every 500 ms.
+      await new Promise((r) => setTimeout(r, 1000));
+      const pgLines = describePg(pg0, await pgCounters(stats, id), arrivals.length);
       const perMessage = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, v / Math.max(1, arrivals.length)]));
       const cpuTotal = Object.entries(cpu).reduce((a, [name, ms]) => (name === 'bench' ? a : a + ms), 0);
       if (accepted.length - arrivals.length > 0) console.error(`${label}: ${accepted.length - arrivals.length} not delivered within 120 s; supervisor output:\n${supervisorOut.slice(-5000)}`);
@@ -209,6 +262,7 @@ async function main(): Promise<void> {
         duplicates: arrivals.filter((a) => a.rcpts !== rcpts.length).length,
         cpuMsPerMessage: cpuTotal / Math.max(1, arrivals.length),
         cpuBreakdown: perMessage,
+        pg: pgLines,
       };
     }
 
@@ -222,8 +276,12 @@ async function main(): Promise<void> {
     results.push(await measure(`paced ${rate}/s`, 4096, rate * Number(args['paced-seconds']), rate));
   } finally {
     clearInterval(sampler);
-    supervisor.kill('SIGTERM');
-    await new Promise((r) => supervisor.once('exit', r));
+    await stats.end();
+    // A supervisor that already exited (it failed to start) emits no second 'exit'.
+    if (supervisor.exitCode === null && supervisor.signalCode === null) {
+      supervisor.kill('SIGTERM');
+      await new Promise((r) => supervisor.once('exit', r));
+    }
     await sink.stop();
     const client = new pg.Client({ connectionString: env.MOAT_DATABASE_URL });
     await client.connect();
@@ -246,6 +304,9 @@ async function main(): Promise<void> {
     '',
     'CPU ms per message by process: ',
     ...results.map((r) => `  ${r.label} ${r.size}: ` + Object.entries(r.cpuBreakdown).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')),
+    '',
+    'Postgres per delivered message:',
+    ...results.flatMap((r) => [`  ${r.label} ${r.size}:`, ...r.pg.map((l) => `    ${l}`)]),
     '',
     'per-stage latency in the paced run (ms, from the tracking timeline: when each stage published):',
     ...stages.map((st) => `  ${st.stage.padEnd(34)} p50 ${st.p50.toFixed(1).padStart(7)}  p99 ${st.p99.toFixed(1).padStart(7)}`),
