@@ -128,6 +128,34 @@ export const messageEventPayload = z.object({
 export type MessageEventPayload = z.infer<typeof messageEventPayload>;
 
 // ---------------------------------------------------------------------------------------------
+// subnetcheck.requested — probe a customer's routes from one source address (a pool's, or the
+// outsider address), without ever sending DATA. The gateway publishes one per pool and one for
+// the outsider; a sender writes the results into subnet_check_probes.
+// ---------------------------------------------------------------------------------------------
+export const subnetCheckSource = z.enum(['pool', 'outsider']);
+export type SubnetCheckSource = z.infer<typeof subnetCheckSource>;
+
+export const subnetCheckRequestedPayload = z.object({
+  checkId: z.string().uuid(),
+  tenantId: z.string().uuid(),
+  /** The protected domain: the probe asks RCPT TO:<postmaster@domain>. */
+  domain: z.string().min(1).max(253),
+  /** The domain's configured routes, read from the database by the gateway (never from a caller). */
+  routes: z.array(route).min(1),
+  source: subnetCheckSource,
+  /** The pool to probe from (`source: pool`); null for the outsider. */
+  pool: z.string().nullable(),
+  /**
+   * For a pool: its ranges, so the sender can tell whether its own address lies in them. For the
+   * outsider: every published range, none of which may contain the outsider address.
+   */
+  cidrs: z.array(z.string()),
+  /** After this the gateway reports missing results as `timeout`: a sender drops a later request. */
+  deadline: z.string().datetime({ offset: true }),
+});
+export type SubnetCheckRequestedPayload = z.infer<typeof subnetCheckRequestedPayload>;
+
+// ---------------------------------------------------------------------------------------------
 // The catalog: type name → schema. Consumers parse at the boundary with `parseEvent`.
 // ---------------------------------------------------------------------------------------------
 export const eventSchemas = {
@@ -136,6 +164,7 @@ export const eventSchemas = {
   'delivery.requested': envelopeBase.extend({ type: z.literal('delivery.requested'), payload: deliveryRequestedPayload }),
   'delivery.result': envelopeBase.extend({ type: z.literal('delivery.result'), payload: deliveryResultPayload }),
   'message.event': envelopeBase.extend({ type: z.literal('message.event'), payload: messageEventPayload }),
+  'subnetcheck.requested': envelopeBase.extend({ type: z.literal('subnetcheck.requested'), payload: subnetCheckRequestedPayload }),
 } as const;
 
 export type EventType = keyof typeof eventSchemas;
@@ -149,6 +178,7 @@ export const anyEvent = z.discriminatedUnion('type', [
   eventSchemas['delivery.requested'],
   eventSchemas['delivery.result'],
   eventSchemas['message.event'],
+  eventSchemas['subnetcheck.requested'],
 ]);
 
 export class EventParseError extends Error {

@@ -11,6 +11,9 @@ export const routingKeys = {
   deliveryRequested: (pool: string) => `delivery.requested.${pool}`,
   deliveryResult: 'delivery.result',
   messageEvent: 'message.event',
+  subnetCheckRequested: (pool: string) => `subnetcheck.requested.${pool}`,
+  /** Its own second segment, so no pool name can collide with it. */
+  subnetCheckOutsider: 'subnetcheck.outsider',
 } as const;
 
 export interface QueuePolicy {
@@ -45,6 +48,21 @@ export const queues = {
     // An SMTP transaction of a 25 MiB message to a slow server can take minutes.
     handlerTimeoutMs: 15 * 60_000,
   }),
+  /**
+   * Subnet-check probes of a pool, consumed by every sender of the pool. A queue of its own, so a
+   * probe never waits behind a backlog of deliveries (and so that a check answers in seconds).
+   * A probe is cheap and harmless to repeat, so few redeliveries are allowed; the handler is
+   * bounded by the check's deadline (at most 10 minutes).
+   */
+  subnetCheck: (pool: string): QueuePolicy => ({
+    name: `subnet-check.${pool}`,
+    bindings: [`subnetcheck.requested.${pool}`],
+    prefetch: 8,
+    deliveryLimit: 3,
+    handlerTimeoutMs: 11 * 60_000,
+  }),
+  /** The outsider probe, consumed by the senders configured with an outsider address. */
+  subnetCheckOutsider: { name: 'subnet-check-outsider', bindings: ['subnetcheck.outsider'], prefetch: 8, deliveryLimit: 3, handlerTimeoutMs: 11 * 60_000 },
 } as const satisfies Record<string, QueuePolicy | ((pool: string) => QueuePolicy)>;
 
 /** Dead letters of every queue land here; the tracker persists them so they are visible and replayable. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CidrError, compareCidrs, containsCidr, findOverlap, normalizeCidr, parseCidr, rangeForms } from './cidr.js';
+import { CidrError, compareCidrs, containsCidr, findOverlap, normalizeCidr, parseCidr, rangeContaining, rangeForms } from './cidr.js';
 
 const forms = (value: string) => rangeForms(parseCidr(value));
 
@@ -117,5 +117,14 @@ describe('comparing ranges', () => {
   it('when sorted, then IPv4 comes first, then by address, the wider range first', () => {
     const sorted = ['2001:db8::/32', '192.0.2.128/25', '10.0.0.0/8', '192.0.2.0/24'].map(parseCidr).sort(compareCidrs).map((c) => rangeForms(c).cidr);
     expect(sorted).toEqual(['10.0.0.0/8', '192.0.2.0/24', '192.0.2.128/25', '2001:db8::/32']);
+  });
+
+  it('when an address lies in one of the ranges, then rangeContaining names that range, else null', () => {
+    expect(rangeContaining('127.0.1.7', ['127.0.2.0/24', '127.0.1.0/24'])).toBe('127.0.1.0/24');
+    expect(rangeContaining('127.0.3.1', ['127.0.2.0/24', '127.0.1.0/24'])).toBeNull();
+    expect(rangeContaining('2001:DB8:1::25', ['2001:db8:1::/48'])).toBe('2001:db8:1::/48');
+    expect(rangeContaining('127.0.1.7', ['::/0'])).toBeNull();
+    expect(rangeContaining('not-an-ip', ['0.0.0.0/0'])).toBeNull();
+    expect(rangeContaining('127.0.1.7', ['garbage', '127.0.0.0/8'])).toBe('127.0.0.0/8');
   });
 });

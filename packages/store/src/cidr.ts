@@ -130,6 +130,31 @@ export function containsCidr(outer: Cidr, inner: Cidr): boolean {
   return outer.family === inner.family && outer.prefix <= inner.prefix && (inner.network & maskOf(outer.family, outer.prefix)) === outer.network;
 }
 
+/**
+ * The first range of the list that contains the address (`127.0.1.7` in `127.0.1.0/24`), or null.
+ * Ranges that do not parse are skipped: this answers a question, it does not validate.
+ */
+export function rangeContaining(address: string, cidrs: readonly string[]): string | null {
+  const version = isIP(address);
+  if (version === 0) return null;
+  let single: Cidr;
+  try {
+    single = parseCidr(`${address}/${version === 4 ? 32 : 128}`);
+  } catch {
+    return null; // a zone index (fe80::1%eth0) names no global address
+  }
+  for (const text of cidrs) {
+    let range: Cidr;
+    try {
+      range = parseCidr(text);
+    } catch {
+      continue;
+    }
+    if (containsCidr(range, single)) return text;
+  }
+  return null;
+}
+
 export function rangeForms(c: Cidr): RangeForms {
   const first = formatAddress(c.family, c.network);
   return {

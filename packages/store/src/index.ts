@@ -10,3 +10,4 @@ export * from './archive.js';
 export * from './parked.js';
 export * from './cidr.js';
 export * from './pools.js';
+export * from './subnet-checks.js';

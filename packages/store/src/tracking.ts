@@ -1,5 +1,5 @@
 import { smtpReply, type AnyEvent, type SmtpReply } from '@moat/contracts';
-import { inTransaction, type Pool, type PoolClient } from '@moat/runtime';
+import { inTransaction, MoatError, type Pool, type PoolClient } from '@moat/runtime';
 
 // =============================================================================================
 // Message tracking: tracked_messages (one row per message), tracked_recipients (one row per
@@ -246,6 +246,10 @@ export function projectEvent(event: AnyEvent): Projection {
         ...(status && p.rcpt.length === 0 ? { wholeMessage: { messageId: p.messageId, status, at } } : {}),
       };
     }
+    case 'subnetcheck.requested':
+      // Not about a message: subnet checks keep their own tables, and the tracker's queue is not
+      // bound to these events. Reaching here is a wiring error: park the event, never guess.
+      throw new MoatError('EVENT_INVALID', `message tracking does not record ${event.type} events`, { permanent: true });
   }
 }
 

@@ -12,14 +12,24 @@ export interface Transaction {
   at: number;
 }
 
+/** One RCPT TO the server answered (probes never reach DATA, so they show up only here). */
+export interface RcptSeen {
+  remoteAddress: string;
+  mailFrom: string;
+  rcpt: string;
+  accepted: boolean;
+}
+
 export interface CustomerServerOptions {
-  /** Reply to RCPT for this address: return null to accept, or [code, text] to refuse. */
-  rcptReply?: (rcpt: string) => [number, string] | null;
+  /** Reply to RCPT for this address (and client): return null to accept, or [code, text] to refuse. */
+  rcptReply?: (rcpt: string, client: { remoteAddress: string }) => [number, string] | null;
   /** Refuse clients whose address is not accepted (emulates a port-25 lock-down). */
   allowClient?: (remoteAddress: string) => boolean;
   /** Reply to DATA (after the body): null accepts with 250. */
   dataReply?: (tx: Transaction) => [number, string] | null;
   host?: string;
+  /** Offer STARTTLS (smtp-server's built-in self-signed certificate). Default off. */
+  starttls?: boolean;
 }
 
 /**
@@ -28,6 +38,9 @@ export interface CustomerServerOptions {
  */
 export class CustomerServer {
   readonly transactions: Transaction[] = [];
+  readonly rcpts: RcptSeen[] = [];
+  /** DATA commands the server accepted (a subnet-check probe must never send one). */
+  dataCommands = 0;
   private server: SMTPServer;
   port = 0;
   private readonly host: string;
@@ -40,7 +53,7 @@ export class CustomerServer {
   private build(): SMTPServer {
     return new SMTPServer({
       authOptional: true,
-      disabledCommands: ['AUTH', 'STARTTLS'],
+      disabledCommands: this.opts.starttls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
       disableReverseLookup: true,
       logger: false,
       size: 50 * 1024 * 1024,
@@ -52,8 +65,9 @@ export class CustomerServer {
         }
         cb();
       },
-      onRcptTo: (address, _session, cb) => {
-        const reply = this.opts.rcptReply?.(address.address) ?? null;
+      onRcptTo: (address, session, cb) => {
+        const reply = this.opts.rcptReply?.(address.address, { remoteAddress: session.remoteAddress }) ?? null;
+        this.rcpts.push({ remoteAddress: session.remoteAddress, mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', rcpt: address.address, accepted: reply === null });
         if (reply) {
           const err = new Error(reply[1]) as Error & { responseCode: number };
           err.responseCode = reply[0];
@@ -62,6 +76,7 @@ export class CustomerServer {
         cb();
       },
       onData: (stream, session, cb) => {
+        this.dataCommands++;
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
         stream.on('end', () => {

@@ -79,7 +79,8 @@ export async function eventually<T>(fn: () => Promise<T | null | undefined | fal
 export async function deleteBrokerNamespace(url: string, namespace: string, extraQueues: string[] = []): Promise<void> {
   const conn = await amqp.connect(url);
   try {
-    const names = ['filter', 'archive', 'router', 'tracker', 'parking', 'sender.default', ...extraQueues];
+    // A sender declares its subnet-check queue(s) next to its delivery queue.
+    const names = ['filter', 'archive', 'router', 'tracker', 'parking', 'sender.default', 'subnet-check.default', 'subnet-check-outsider', ...extraQueues];
     for (const q of names) {
       const ch = await conn.createChannel();
       ch.on('error', () => {});

@@ -15,6 +15,7 @@ async function listen(repos: Partial<GatewayRepositories>): Promise<string> {
   const app = createApp({
     repos: repos as GatewayRepositories,
     broker: { publishRaw: async () => {} },
+    subnetChecks: { start: async () => Promise.reject(new Error('not used here')) },
     health: { handle: async () => false },
     log: pino({ level: 'silent' }),
   });

@@ -7,6 +7,7 @@ import { buildOpenApiDocument } from './openapi.js';
 import { notFound, problemHandler } from './problem.js';
 import type { GatewayRepositories } from './repositories.js';
 import { defineRoute, mountRoutes, type RouteDef } from './route.js';
+import type { SubnetCheckStarter } from './subnet-checks.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { archiveRoutes } from './routes/archive.js';
 import { domainRoutes } from './routes/domains.js';
@@ -15,6 +16,7 @@ import { messageRoutes } from './routes/messages.js';
 import { parkedRoutes } from './routes/parked.js';
 import { partnerRoutes } from './routes/partners.js';
 import { poolRoutes } from './routes/pools.js';
+import { subnetCheckRoutes } from './routes/subnet-checks.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { z } from 'zod';
 
@@ -22,6 +24,8 @@ export interface AppDeps {
   repos: GatewayRepositories;
   /** Parked-event replay publishes through it. */
   broker: Pick<Broker, 'publishRaw'>;
+  /** Starts subnet checks (publishes their probe requests, rate-limited per tenant). */
+  subnetChecks: Pick<SubnetCheckStarter, 'start'>;
   health: Pick<HealthServer, 'handle'>;
   log: Logger;
   /** Largest JSON body accepted (default 100 KiB). */
@@ -29,7 +33,7 @@ export interface AppDeps {
 }
 
 /** Every /api/v1 route, in the order the OpenAPI document lists them. */
-export function apiRoutes(deps: Pick<AppDeps, 'repos' | 'broker'>): RouteDef[] {
+export function apiRoutes(deps: Pick<AppDeps, 'repos' | 'broker' | 'subnetChecks'>): RouteDef[] {
   const routes: RouteDef[] = [
     ...tenantRoutes(deps.repos),
     ...domainRoutes(deps.repos),
@@ -40,6 +44,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'repos' | 'broker'>): RouteDef[] {
     ...archiveRoutes(deps.repos),
     ...parkedRoutes(deps.repos, deps.broker),
     ...poolRoutes(deps.repos),
+    ...subnetCheckRoutes(deps.repos, deps.subnetChecks),
   ];
   let document: Record<string, unknown> | null = null;
   routes.push(

@@ -10,5 +10,12 @@ export const configSchema = z.object({
   MOAT_BOOTSTRAP_TOKEN: z.string().min(24, 'must be at least 24 characters (openssl rand -hex 24)').optional(),
   /** Largest JSON request body accepted, in bytes (larger: 413). */
   MOAT_HTTP_BODY_LIMIT_BYTES: envInt(1_024, 10 * 1024 * 1024).default(100 * 1024),
+  /** Subnet checks: how long the senders get to answer; missing probes are then reported `timeout`. */
+  MOAT_SUBNET_CHECK_DEADLINE_MS: envInt(1_000, 600_000).default(120_000),
+  /** Subnet checks a tenant may start per window (each one opens connections to its servers from every pool). */
+  MOAT_SUBNET_CHECK_RATE_LIMIT: envInt(1, 10_000).default(10),
+  MOAT_SUBNET_CHECK_RATE_WINDOW_MS: envInt(1_000, 86_400_000).default(3_600_000),
+  /** Subnet checks older than this are deleted. */
+  MOAT_SUBNET_CHECK_RETENTION_DAYS: envInt(1, 3_650).default(30),
 });
 export type Config = z.infer<typeof configSchema>;

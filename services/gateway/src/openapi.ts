@@ -13,11 +13,16 @@ function problemResponse(status: ProblemStatus): ResponseConfig {
     409: 'Conflicts with an existing resource',
     413: 'Request body too large',
     415: 'The body is not application/json',
+    429: 'Rate limit reached: Retry-After says in how many seconds to try again',
     500: 'Unexpected error (logged with the request id)',
     502: 'The broker could not route the message',
     503: 'A dependency is unavailable; retry later',
   };
-  return { description: descriptions[status] ?? problemTypes[status].title, content: { 'application/problem+json': { schema: Problem } } };
+  return {
+    description: descriptions[status] ?? problemTypes[status].title,
+    ...(status === 429 ? { headers: { 'Retry-After': { description: 'Seconds until a new request may succeed', schema: { type: 'integer' } } } } : {}),
+    content: { 'application/problem+json': { schema: Problem } },
+  };
 }
 
 /** The OpenAPI 3.1 document, generated from the same declarations the router mounts. */
@@ -89,7 +94,7 @@ export function buildOpenApiDocument(routes: RouteDef[]): Record<string, unknown
       title: 'Moat partner API',
       version: '1.0.0',
       description:
-        'Tenants, protected domains, mailboxes, API keys, message tracking, LiveArchive search and parked events. Errors are RFC 9457 problem details (application/problem+json). Paths below /api/v1 are stable.',
+        'Tenants, protected domains, mailboxes, API keys, message tracking, LiveArchive search, sending pools, subnet checks and parked events. Errors are RFC 9457 problem details (application/problem+json). Paths below /api/v1 are stable.',
     },
     security: [{ bearerAuth: [] }],
   }) as unknown as Record<string, unknown>;

@@ -20,6 +20,7 @@ export const problemTypes = {
   409: { slug: 'conflict', title: 'Conflict' },
   413: { slug: 'payload-too-large', title: 'Request body too large' },
   415: { slug: 'unsupported-media-type', title: 'Unsupported media type' },
+  429: { slug: 'too-many-requests', title: 'Too many requests' },
   500: { slug: 'internal-error', title: 'Internal error' },
   502: { slug: 'bad-gateway', title: 'Upstream failure' },
   503: { slug: 'unavailable', title: 'Service unavailable' },
@@ -45,6 +46,8 @@ export const badRequest = (detail: string, errors?: FieldError[]) => new Problem
 export const forbidden = (detail: string) => new ProblemError(403, detail);
 export const notFound = (detail: string) => new ProblemError(404, detail);
 export const conflict = (detail: string) => new ProblemError(409, detail);
+/** RFC 6585 §4: with Retry-After (RFC 9110 §10.2.3) in whole seconds, rounded up. */
+export const tooManyRequests = (detail: string, retryAfterMs: number) => new ProblemError(429, detail, { headers: { 'Retry-After': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) } });
 /** RFC 6750 §3: a 401 names the scheme (and, for a token that did not verify, the error). */
 export const unauthorized = (detail: string, invalidToken: boolean) =>
   new ProblemError(401, detail, { headers: { 'WWW-Authenticate': invalidToken ? 'Bearer realm="moat", error="invalid_token"' : 'Bearer realm="moat"' } });

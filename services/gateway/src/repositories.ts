@@ -1,5 +1,5 @@
 import type { Pool } from '@moat/runtime';
-import { ApiKeyRepository, ArchiveRepository, AuditLog, ParkedRepository, PoolRepository, TenantRepository, TrackingRepository } from '@moat/store';
+import { ApiKeyRepository, ArchiveRepository, AuditLog, ParkedRepository, PoolRepository, SubnetCheckRepository, TenantRepository, TrackingRepository } from '@moat/store';
 import { MailboxRepository } from './data/mailboxes.js';
 import { PartnerRepository } from './data/partners.js';
 
@@ -14,6 +14,7 @@ export interface GatewayRepositories {
   parked: ParkedRepository;
   archive: ArchiveRepository;
   pools: PoolRepository;
+  subnetChecks: SubnetCheckRepository;
 }
 
 export function createRepositories(pool: Pool): GatewayRepositories {
@@ -27,5 +28,6 @@ export function createRepositories(pool: Pool): GatewayRepositories {
     parked: new ParkedRepository(pool),
     archive: new ArchiveRepository(pool),
     pools: new PoolRepository(pool),
+    subnetChecks: new SubnetCheckRepository(pool),
   };
 }

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { CidrError, findOverlap, normalizeCidr, parseCidr, poolStates, trackedStatuses } from '@moat/store';
+import { CidrError, findOverlap, normalizeCidr, parseCidr, poolStates, subnetProbeStatuses, subnetProbeSteps, trackedStatuses } from '@moat/store';
 import { apiScopes } from './access.js';
 
 // Request and response schemas of the partner API. Requests are validated with them; the
@@ -325,5 +325,85 @@ export const PoolList = z.object({ items: z.array(SendingPool) }).meta({ id: 'Po
 export const PoolQuery = z.strictObject({
   format: z.enum(['json', 'txt']).default('json').meta({ description: 'txt: text/plain, one CIDR per line, of every pool that is not disabled' }),
 });
+
+// --- subnet checks ---------------------------------------------------------------------------
+
+const checkResults = ['pending', 'pass', 'fail', 'error', 'timeout'] as const;
+const lockdownResults = ['pending', 'locked', 'open', 'unknown'] as const;
+
+export const TranscriptLine = z
+  .object({
+    at: z.number().int().meta({ description: 'Milliseconds since the probe started' }),
+    from: z.enum(['client', 'server', 'note']).meta({ description: 'client: what Moat sent; server: what the server answered; note: connection, TLS and timeout events' }),
+    text: z.string().meta({ description: 'The line without CRLF; control characters escaped as \\xNN' }),
+  })
+  .meta({ id: 'SubnetProbeTranscriptLine' });
+
+export const SubnetProbe = z
+  .object({
+    host: z.string(),
+    port: z.number().int(),
+    priority: z.number().int(),
+    result: z.enum(subnetProbeStatuses).meta({
+      description:
+        'pass: RCPT TO:<postmaster@domain> accepted · fail: refused (or unreachable) at failedStep · error: the probe could not be made from this source (see error) · timeout: no result before the deadline · pending: still running',
+    }),
+    sourceIp: z.string().nullable().meta({ description: 'The address the probe left from' }),
+    remoteAddress: z.string().nullable().meta({ description: 'address:port of the server that answered' }),
+    tls: z.boolean().nullable().meta({ description: 'Whether STARTTLS was used (when offered, as in deliveries)' }),
+    failedStep: z.enum(subnetProbeSteps).nullable().meta({ description: 'The step that failed: resolve, connect, banner, ehlo, starttls, mail or rcpt' }),
+    // A union, not .nullable(): the generator drops `null` from a nullable $ref.
+    reply: z.union([SmtpReply, z.null()]).meta({ description: 'The deciding reply: the RCPT reply on a pass, the refusing reply on a fail' }),
+    latencyMs: z.number().int().nullable().meta({ description: 'From the TCP connect to the deciding reply' }),
+    error: z.string().nullable(),
+    transcript: z.array(TranscriptLine),
+    finishedAt: timestamp.nullable(),
+  })
+  .meta({ id: 'SubnetProbe', description: 'One probe of one route: connect, banner, EHLO, STARTTLS when offered, MAIL FROM:<>, RCPT TO:<postmaster@domain>, QUIT (never DATA)' });
+
+export const SubnetCheckPool = z
+  .object({
+    pool: z.string(),
+    state: z.string().nullable(),
+    ranges: z.array(z.string()).meta({ description: 'The pool’s ranges (CIDR) when the check was asked for' }),
+    result: z.enum(checkResults).meta({ description: 'pass when every route accepted this pool; fail when one refused it' }),
+    sourceIp: z.string().nullable(),
+    range: z.string().nullable().meta({ description: 'The range sourceIp lies in' }),
+    routes: z.array(SubnetProbe),
+  })
+  .meta({ id: 'SubnetCheckPool' });
+
+export const SubnetCheckLockdown = z
+  .object({
+    result: z.enum(lockdownResults).meta({
+      description: 'locked: every route refused the outsider while accepting a pool (recommended) · open: a route accepted the outsider · unknown: could not be told (see detail) · pending',
+    }),
+    detail: z.string(),
+    sourceIp: z.string().nullable().meta({ description: 'The outsider address (in no pool range)' }),
+    routes: z.array(SubnetProbe.extend({ lockdown: z.enum(lockdownResults) }).meta({ id: 'SubnetLockdownProbe' })),
+  })
+  .meta({ id: 'SubnetCheckLockdown' });
+
+export const SubnetCheck = z
+  .object({
+    id,
+    domainId: id,
+    domain: z.string(),
+    status: z.enum(['running', 'done']).meta({ description: 'done once every probe has a result or the deadline has passed' }),
+    result: z.enum(checkResults).meta({ description: 'pass when every pool passed on every route' }),
+    routes: z.array(Route).meta({ description: 'The routes probed: the domain’s configured routes' }),
+    createdAt: timestamp,
+    deadline: timestamp,
+    finishedAt: timestamp.nullable(),
+    pools: z.array(SubnetCheckPool),
+    lockdown: SubnetCheckLockdown,
+  })
+  .meta({ id: 'SubnetCheck' });
+
+export const SubnetCheckSummary = z
+  .object({ id, status: z.enum(['running', 'done']), result: z.enum(checkResults), lockdown: z.enum(lockdownResults), createdAt: timestamp, finishedAt: timestamp.nullable() })
+  .meta({ id: 'SubnetCheckSummary' });
+
+export const SubnetCheckList = z.object({ items: z.array(SubnetCheckSummary) }).meta({ id: 'SubnetCheckList' });
 
 export const Health = z.object({ status: z.string() }).meta({ id: 'Health' });

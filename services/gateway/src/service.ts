@@ -3,7 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { connectDependencies, type Logger, type RunningService } from '@moat/runtime';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
+import { FixedWindowRateLimiter } from './rate-limit.js';
 import { createRepositories } from './repositories.js';
+import { startSubnetCheckSweeper } from './subnet-check-sweeper.js';
+import { SubnetCheckStarter } from './subnet-checks.js';
 
 export interface GatewayService extends RunningService {
   /** The port the API listens on (MOAT_HTTP_PORT, or the one picked for 0). */
@@ -14,10 +17,18 @@ export interface GatewayService extends RunningService {
 export async function start(config: Config, log: Logger): Promise<GatewayService> {
   const deps = await connectDependencies('gateway', config, log);
   const repos = createRepositories(deps.pool);
+  const subnetChecks = new SubnetCheckStarter({
+    checks: repos.subnetChecks,
+    pools: repos.pools,
+    broker: deps.broker,
+    limiter: new FixedWindowRateLimiter(deps.redis, { name: 'subnet-check', limit: config.MOAT_SUBNET_CHECK_RATE_LIMIT, windowMs: config.MOAT_SUBNET_CHECK_RATE_WINDOW_MS }),
+    deadlineMs: config.MOAT_SUBNET_CHECK_DEADLINE_MS,
+    log,
+  });
   let server: http.Server;
   try {
     if (config.MOAT_BOOTSTRAP_TOKEN) await repos.apiKeys.ensureBootstrapToken(config.MOAT_BOOTSTRAP_TOKEN);
-    const app = createApp({ repos, broker: deps.broker, health: deps.health, log, bodyLimitBytes: config.MOAT_HTTP_BODY_LIMIT_BYTES });
+    const app = createApp({ repos, broker: deps.broker, subnetChecks, health: deps.health, log, bodyLimitBytes: config.MOAT_HTTP_BODY_LIMIT_BYTES });
     server = http.createServer(app);
     // Slowloris bounds: a client gets 30 s to send its headers and 60 s for the whole request.
     server.headersTimeout = 30_000;
@@ -35,6 +46,13 @@ export async function start(config: Config, log: Logger): Promise<GatewayService
     throw err;
   }
   const httpPort = (server.address() as AddressInfo).port;
+  // Overdue checks are finished within a quarter of the deadline (at most every 10 s).
+  const stopSweeper = startSubnetCheckSweeper({
+    checks: repos.subnetChecks,
+    intervalMs: Math.min(10_000, Math.ceil(config.MOAT_SUBNET_CHECK_DEADLINE_MS / 4)),
+    retentionDays: config.MOAT_SUBNET_CHECK_RETENTION_DAYS,
+    log,
+  });
   log.info({ host: config.MOAT_HTTP_HOST, port: httpPort, bootstrapToken: Boolean(config.MOAT_BOOTSTRAP_TOKEN) }, 'gateway listening');
 
   let stopped: Promise<void> | null = null;
@@ -50,6 +68,7 @@ export async function start(config: Config, log: Logger): Promise<GatewayService
         const timer = setTimeout(() => server.closeAllConnections(), config.MOAT_SHUTDOWN_TIMEOUT_MS);
         await closed;
         clearTimeout(timer);
+        await stopSweeper();
         await deps.close();
       })();
       return stopped;

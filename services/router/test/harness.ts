@@ -141,7 +141,7 @@ export async function startHarness(opts: { router?: Record<string, string>; send
       await h.router?.stop().catch(() => {});
       await h.sender?.stop().catch(() => {});
       await broker.drain(1_000);
-      await broker.destroyNamespace(['filter', 'archive', 'router', 'tracker', 'sender.default', 'probe']).catch(() => {});
+      await broker.destroyNamespace(['filter', 'archive', 'router', 'tracker', 'sender.default', 'subnet-check.default', 'probe']).catch(() => {});
       await broker.close();
       await db.end();
       await t.cleanup();

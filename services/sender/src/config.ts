@@ -28,5 +28,15 @@ export const configSchema = z.object({
   MOAT_SMTP_IDLE_MS: envInt(0, 600_000).default(5_000),
   /** Connections (busy + idle) per destination host:port; transactions beyond wait for one. */
   MOAT_MAX_CONNECTIONS_PER_DESTINATION: envInt(1, 1_000).default(10),
+  /**
+   * Subnet check: an address of this host that lies in no pool's range. When set, this sender also
+   * runs the check's outsider probe from it (does the customer's server refuse strangers?).
+   */
+  MOAT_SUBNET_CHECK_OUTSIDER_ADDRESS: z
+    .string()
+    .refine((v) => isIP(v) !== 0, 'must be an IPv4 or IPv6 address')
+    .optional(),
+  /** Subnet check: bound on each probe step (connect, banner, EHLO, STARTTLS, MAIL, RCPT). */
+  MOAT_SUBNET_CHECK_STEP_TIMEOUT_MS: envInt(100, 300_000).default(20_000),
 });
 export type Config = z.infer<typeof configSchema>;

@@ -1,12 +1,14 @@
 import { queues } from '@moat/contracts';
 import { connectDependencies, createResolver, PermanentFailure, type Logger, type RunningService } from '@moat/runtime';
-import { DeliveryRepository, keyringFromConfig, MessageStore } from '@moat/store';
+import { DeliveryRepository, keyringFromConfig, MessageStore, SubnetCheckRepository } from '@moat/store';
 import type { Config } from './config.js';
 import { BatchedDeliveries } from './batched-deliveries.js';
 import { ConnectionPool } from './connection-pool.js';
 import { Deliverer } from './deliver.js';
 import { SendHandler } from './handler.js';
+import { assertLocalAddress } from './local-address.js';
 import type { SmtpSession } from './smtp-session.js';
+import { SubnetCheckHandler } from './subnet-check-handler.js';
 
 export interface RunningSender extends RunningService {
   adminPort: number;
@@ -19,6 +21,8 @@ export interface RunningSender extends RunningService {
  * from MOAT_SOURCE_IP, and reports delivery.result.
  */
 export async function start(config: Config, log: Logger): Promise<RunningSender> {
+  const outsider = config.MOAT_SUBNET_CHECK_OUTSIDER_ADDRESS;
+  if (outsider) await assertLocalAddress(outsider, 'MOAT_SUBNET_CHECK_OUTSIDER_ADDRESS');
   const deps = await connectDependencies('sender', config, log);
   const policy = queues.sender(config.MOAT_POOL);
   const session = {
@@ -33,10 +37,11 @@ export async function start(config: Config, log: Logger): Promise<RunningSender>
     idleMs: config.MOAT_SMTP_IDLE_MS,
     resetTimeoutMs: Math.min(config.MOAT_SMTP_GREETING_TIMEOUT_MS, 30_000),
   });
+  const resolve = createResolver({ mode: config.MOAT_DNS_MODE, servers: config.MOAT_DNS_SERVERS, staticFile: config.MOAT_DNS_STATIC_FILE, timeoutMs: config.MOAT_DNS_TIMEOUT_MS });
   const deliverer = new Deliverer({
     pool: connections,
     session,
-    resolve: createResolver({ mode: config.MOAT_DNS_MODE, servers: config.MOAT_DNS_SERVERS, staticFile: config.MOAT_DNS_STATIC_FILE, timeoutMs: config.MOAT_DNS_TIMEOUT_MS }),
+    resolve,
     // The attempt must end (and be reported) before the broker's handler timeout hands the
     // request to someone else; one minute is left for reading the body and publishing.
     attemptBudgetMs: policy.handlerTimeoutMs - 60_000,
@@ -58,12 +63,26 @@ export async function start(config: Config, log: Logger): Promise<RunningSender>
       if (event.type !== 'delivery.requested') throw new PermanentFailure(`sender queue got ${event.type}`);
       await handler.handle(event.payload);
     });
+    // Subnet-check probes: this pool's, from MOAT_SOURCE_IP; the outsider's when configured here.
+    const probes = { checks: new SubnetCheckRepository(deps.pool), ehloName: config.MOAT_EHLO_NAME, stepTimeoutMs: config.MOAT_SUBNET_CHECK_STEP_TIMEOUT_MS, resolve, log };
+    const poolProbes = new SubnetCheckHandler({ ...probes, source: 'pool', pool: config.MOAT_POOL, sourceAddress: config.MOAT_SOURCE_IP });
+    await deps.broker.consume(queues.subnetCheck(config.MOAT_POOL), async ({ event }) => {
+      if (event.type !== 'subnetcheck.requested') throw new PermanentFailure(`subnet-check queue got ${event.type}`);
+      await poolProbes.handle(event.payload);
+    });
+    if (outsider) {
+      const outsiderProbes = new SubnetCheckHandler({ ...probes, source: 'outsider', pool: null, sourceAddress: outsider });
+      await deps.broker.consume(queues.subnetCheckOutsider, async ({ event }) => {
+        if (event.type !== 'subnetcheck.requested') throw new PermanentFailure(`subnet-check outsider queue got ${event.type}`);
+        await outsiderProbes.handle(event.payload);
+      });
+    }
   } catch (err) {
     await deliveries.close();
     await deps.close();
     throw err;
   }
-  log.info({ pool: config.MOAT_POOL, sourceIp: config.MOAT_SOURCE_IP ?? null, ehlo: config.MOAT_EHLO_NAME }, 'sender consuming');
+  log.info({ pool: config.MOAT_POOL, sourceIp: config.MOAT_SOURCE_IP ?? null, ehlo: config.MOAT_EHLO_NAME, subnetCheckOutsider: outsider ?? null }, 'sender consuming');
   return {
     adminPort: deps.adminPort,
     pool: config.MOAT_POOL,
