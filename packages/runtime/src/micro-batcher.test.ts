@@ -4,6 +4,29 @@ import { MicroBatcher } from './micro-batcher.js';
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('MicroBatcher', () => {
+  it('when items have weights, then a batch stops before it would pass maxWeight (an overweight item goes alone)', async () => {
+    const batches: number[][] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const b = new MicroBatcher<number>({
+      maxItems: 10,
+      maxDelayMs: 0,
+      weigh: (n) => n,
+      maxWeight: 10,
+      write: async (items) => {
+        batches.push(items);
+        if (batches.length === 1) await gate;
+      },
+    });
+    // The first item is written at once; the rest queue behind it and are split by weight.
+    const all = Promise.all([b.add(1), b.add(4), b.add(5), b.add(2), b.add(30), b.add(3)]);
+    await tick(5);
+    release();
+    await all;
+    expect(batches).toEqual([[1], [4, 5], [2], [30], [3]]);
+    await b.close();
+  });
+
   it('when maxItems items arrive, then they are written as one batch without waiting for the delay', async () => {
     const batches: number[][] = [];
     const b = new MicroBatcher<number>({ maxItems: 3, maxDelayMs: 10_000, write: async (items) => void batches.push(items) });

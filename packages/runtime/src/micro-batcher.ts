@@ -22,6 +22,13 @@ export interface MicroBatcherOptions<T, R = void> {
    * others with it.
    */
   isolateOn?: (err: unknown) => boolean;
+  /**
+   * Bounds what one batch holds besides its item count (e.g. bytes of message bodies, so that
+   * a statement never carries hundreds of megabytes): a batch takes items while their summed
+   * weight stays within maxWeight, and always at least one.
+   */
+  weigh?: (item: T) => number;
+  maxWeight?: number;
 }
 
 interface Waiting<T, R> {
@@ -73,7 +80,7 @@ export class MicroBatcher<T, R = void> {
       this.pending.length > 0 &&
       (this.pending.length >= this.opts.maxItems || this.due || this.closing || this.opts.maxDelayMs === 0)
     ) {
-      const batch = this.pending.splice(0, this.opts.maxItems);
+      const batch = this.pending.splice(0, this.batchLength());
       this.due = false;
       const run = this.run(batch).finally(() => {
         this.running.delete(run);
@@ -94,6 +101,19 @@ export class MicroBatcher<T, R = void> {
         this.schedule();
       }, this.opts.maxDelayMs);
     }
+  }
+
+  /** How many pending items the next batch takes (maxItems, and maxWeight when set). */
+  private batchLength(): number {
+    const { weigh, maxWeight, maxItems } = this.opts;
+    const limit = Math.min(maxItems, this.pending.length);
+    if (!weigh || maxWeight === undefined) return limit;
+    let total = 0;
+    for (let i = 0; i < limit; i++) {
+      total += weigh(this.pending[i]!.item);
+      if (total > maxWeight) return Math.max(1, i);
+    }
+    return limit;
   }
 
   private async run(batch: Waiting<T, R>[]): Promise<void> {

@@ -46,39 +46,24 @@ export class MessageStore {
    */
   async putMany(messages: readonly StoredMessage[]): Promise<StoreRef[]> {
     if (messages.length === 0) return [];
-    const cols = {
-      id: [] as string[],
-      receivedAt: [] as string[],
-      tenantId: [] as string[],
-      size: [] as number[],
-      sha256: [] as string[],
-      keyId: [] as string[],
-      wrappedKey: [] as Buffer[],
-      iv: [] as Buffer[],
-      tag: [] as Buffer[],
-      body: [] as Buffer[],
-    };
+    // One VALUES row per message with its own parameters: a Buffer parameter goes to Postgres
+    // in binary, as is. (A bytea[] array parameter would travel as one text literal of hex
+    // digits: twice the size, built in JS, then parsed character by character by array_in.)
+    const values: unknown[] = [];
+    const rows: string[] = [];
     for (const msg of messages) {
       const sealed = seal(this.keyring, msg.raw, msg.id);
-      cols.id.push(msg.id);
+      const n = values.length;
+      rows.push(`($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5}, $${n + 6}, $${n + 7}, $${n + 8}, $${n + 9}, $${n + 10})`);
       // ISO strings keep the exact instant (milliseconds, UTC) the store reference carries.
-      cols.receivedAt.push(msg.receivedAt.toISOString());
-      cols.tenantId.push(msg.tenantId);
-      cols.size.push(msg.raw.length);
-      cols.sha256.push(msg.sha256);
-      cols.keyId.push(sealed.keyId);
-      cols.wrappedKey.push(sealed.wrappedKey);
-      cols.iv.push(sealed.iv);
-      cols.tag.push(sealed.tag);
-      cols.body.push(sealed.ciphertext);
+      values.push(msg.id, msg.receivedAt.toISOString(), msg.tenantId, msg.raw.length, msg.sha256, sealed.keyId, sealed.wrappedKey, sealed.iv, sealed.tag, sealed.ciphertext);
     }
     try {
-      // Parallel arrays through unnest: one fixed statement text (a single plan) whatever the batch size.
       await this.pool.query(
         `INSERT INTO messages (id, received_at, tenant_id, size, sha256, key_id, wrapped_key, iv, tag, body)
-         SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::integer[], $5::text[], $6::text[], $7::bytea[], $8::bytea[], $9::bytea[], $10::bytea[])
+         VALUES ${rows.join(', ')}
          ON CONFLICT DO NOTHING`,
-        [cols.id, cols.receivedAt, cols.tenantId, cols.size, cols.sha256, cols.keyId, cols.wrappedKey, cols.iv, cols.tag, cols.body],
+        values,
       );
     } catch (err) {
       throw new MoatError('STORE_WRITE_FAILED', `message store write failed: ${(err as Error).message}`, { cause: err });

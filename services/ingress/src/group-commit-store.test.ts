@@ -30,7 +30,7 @@ function writer(fail: (batch: readonly StoredMessage[]) => Error | null) {
 describe('GroupCommitStore', () => {
   it('when puts arrive while a write runs, then they go together in the next write and each gets its own reference', async () => {
     const { w, batches } = writer(() => null);
-    const store = new GroupCommitStore(w, { maxItems: 32, maxConcurrentWrites: 1 });
+    const store = new GroupCommitStore(w, { maxItems: 32, maxConcurrentWrites: 1, maxBytes: 4 * 1024 * 1024 });
     const msgs = Array.from({ length: 5 }, message);
     const refs = await Promise.all(msgs.map((m) => store.put(m)));
     expect(refs).toEqual(msgs.map(refOf));
@@ -39,7 +39,7 @@ describe('GroupCommitStore', () => {
 
   it('when a batch fails for an outage, then every put of it rejects', async () => {
     const { w, batches } = writer(() => new MoatError('STORE_WRITE_FAILED', 'connection refused', { cause: Object.assign(new Error('ECONNREFUSED'), { code: 'ECONNREFUSED' }) }));
-    const store = new GroupCommitStore(w, { maxItems: 32, maxConcurrentWrites: 1 });
+    const store = new GroupCommitStore(w, { maxItems: 32, maxConcurrentWrites: 1, maxBytes: 4 * 1024 * 1024 });
     const results = await Promise.allSettled(Array.from({ length: 4 }, () => store.put(message())));
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected', 'rejected']);
     expect(batches).toEqual([1, 3]);
@@ -50,7 +50,7 @@ describe('GroupCommitStore', () => {
     const { w } = writer((batch) =>
       batch.some((m) => m.id === poison.id) ? new MoatError('STORE_WRITE_FAILED', 'invalid input', { cause: Object.assign(new Error('invalid input syntax'), { code: '22P02' }) }) : null,
     );
-    const store = new GroupCommitStore(w, { maxItems: 32, maxConcurrentWrites: 1 });
+    const store = new GroupCommitStore(w, { maxItems: 32, maxConcurrentWrites: 1, maxBytes: 4 * 1024 * 1024 });
     const first = store.put(message());
     const others = [message(), poison, message()];
     const results = await Promise.allSettled([first, ...others.map((m) => store.put(m))]);
@@ -59,7 +59,7 @@ describe('GroupCommitStore', () => {
 
   it('when closed with puts queued, then they are written before close resolves', async () => {
     const { w } = writer(() => null);
-    const store = new GroupCommitStore(w, { maxItems: 32, maxConcurrentWrites: 1 });
+    const store = new GroupCommitStore(w, { maxItems: 32, maxConcurrentWrites: 1, maxBytes: 4 * 1024 * 1024 });
     const puts = [store.put(message()), store.put(message()), store.put(message())];
     await store.close();
     expect(store.queued).toBe(0);

@@ -17,6 +17,8 @@ export interface GroupCommitOptions {
   maxItems: number;
   /** INSERTs in flight at once (each holds one pool connection). */
   maxConcurrentWrites: number;
+  /** Body bytes per INSERT at most (a larger body goes alone): bounds one statement's memory. */
+  maxBytes: number;
 }
 
 /**
@@ -39,6 +41,8 @@ export class GroupCommitStore implements IntakeStore {
       maxItems: opts.maxItems,
       maxDelayMs: 0,
       maxConcurrentWrites: opts.maxConcurrentWrites,
+      weigh: (msg) => msg.raw.length,
+      maxWeight: opts.maxBytes,
       write: (messages) => this.store.putMany(messages),
       isolateOn: isPostgresDataError,
     });

@@ -20,7 +20,7 @@ const partitionIntervalMs = 60 * 60_000;
  * Group commit of message bodies: up to 32 sessions share one INSERT, at most two INSERTs at
  * once (each holds a pool connection; the rest of the pool stays for lookups and deletes).
  */
-const storeBatch = { maxItems: 32, maxConcurrentWrites: 2 };
+const storeBatch = { maxItems: 32, maxConcurrentWrites: 2, maxBytes: 4 * 1024 * 1024 };
 
 /**
  * Starts ingress: connects RabbitMQ, Postgres and Redis first (no SMTP before every dependency

@@ -50,7 +50,7 @@ function heldWriter(opts: { failBatch?: number } = {}) {
 
 async function startEdge(writer: BatchMessageWriter) {
   const published: AnyEvent[] = [];
-  const store = new GroupCommitStore(writer, { maxItems: 32, maxConcurrentWrites: 1 });
+  const store = new GroupCommitStore(writer, { maxItems: 32, maxConcurrentWrites: 1, maxBytes: 4 * 1024 * 1024 });
   const edge = new SmtpEdge({
     hostname: 'mx.moat.test',
     maxMessageBytes: 64 * 1024,
