@@ -50,8 +50,14 @@ export const configSchema = z.object({
   MOAT_READY_TIMEOUT_MS: envInt(1_000, 3_600_000).default(60_000),
   /** `pretty` renders the services' JSON log lines for a terminal; `raw` passes them through. */
   MOAT_SUPERVISOR_OUTPUT: z.enum(['pretty', 'raw']).default('pretty'),
-  /** Extra node flags for every service, space-separated (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile). */
-  MOAT_NODE_ARGS: z.string().default(''),
+  /**
+   * Node flags for every service, space-separated (e.g. add `--cpu-prof --cpu-prof-dir=/tmp/prof`
+   * to profile). The default caps V8's young generation at 8 MiB semi-spaces instead of 16: the
+   * services allocate short-lived buffers per message, and with the larger nursery a busy filter
+   * or ingress peaked near 190 MiB RSS at 100 KiB mail (bench: 30–40 MiB less per service, CPU
+   * per 4 KiB message unchanged within noise). Setting the variable replaces the default.
+   */
+  MOAT_NODE_ARGS: z.string().default('--max-semi-space-size=8'),
   /** The services' listening ports, only to print where the stack answers (they read them themselves). */
   MOAT_SMTP_PORT: envInt(1, 65_535).default(2525),
   MOAT_HTTP_PORT: envInt(1, 65_535).default(8080),
