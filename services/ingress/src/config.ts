@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { baseConfigShape, dnsConfigShape, envBoolean, envInt, masterKeyShape } from '@moat/runtime';
+import { defaultSmtpLimits } from './smtp-limits.js';
 
 /** A host name as it may appear in the banner and in Received headers (RFC 1123 labels). */
 const hostName = z
@@ -21,6 +22,34 @@ export const configSchema = z
     MOAT_SMTP_HOSTNAME: hostName.default(hostname()),
     /** Concurrent SMTP connections; the next one gets 421 (RFC 5321 §3.8). */
     MOAT_SMTP_MAX_CLIENTS: envInt(1, 100_000).default(1_000),
+    /** Concurrent SMTP connections per client IPv4 address or IPv6 /64; the next one gets 421 4.7.0. */
+    MOAT_SMTP_MAX_CLIENTS_PER_IP: envInt(1, 100_000).default(defaultSmtpLimits.maxClientsPerIp),
+    /**
+     * Longest command line in octets, CRLF not counted (RFC 5321 §4.5.3.1.4: 512 with CRLF, more
+     * with extensions; Postfix reads 2048); longer gets 500 5.5.2.
+     */
+    MOAT_SMTP_MAX_COMMAND_LINE_BYTES: envInt(510, 65_536).default(defaultSmtpLimits.maxCommandLineBytes),
+    /**
+     * Longest message line in octets, CRLF not counted; longer gets 550 5.6.0. RFC 5322 §2.1.1's
+     * 998 is the floor: real mail has longer lines and servers pass them, so the default refuses
+     * only what no mail software writes.
+     */
+    MOAT_SMTP_MAX_MESSAGE_LINE_BYTES: envInt(998, 1_073_741_824).default(defaultSmtpLimits.maxMessageLineBytes),
+    /** Largest header section in octets (Exchange Online's limit); larger gets 552 5.3.4. */
+    MOAT_SMTP_MAX_HEADER_BYTES: envInt(1_024, 1_073_741_824).default(defaultSmtpLimits.maxHeaderBytes),
+    /** Command lines per session; the next one gets 421 4.7.0 and the connection is closed. */
+    MOAT_SMTP_MAX_COMMANDS: envInt(10, 10_000_000).default(defaultSmtpLimits.maxCommands),
+    /** Error replies (5xx) per session; the last one is followed by 421 4.7.0 and the close. */
+    MOAT_SMTP_MAX_ERRORS: envInt(1, 100_000).default(defaultSmtpLimits.maxErrors),
+    /** Unrecognized commands per session (each 500 5.5.1); the next one gets 421 4.7.0. */
+    MOAT_SMTP_MAX_UNKNOWN_COMMANDS: envInt(0, 100_000).default(defaultSmtpLimits.maxUnknownCommands),
+    /**
+     * No byte from the client for this long, or a command line not complete this long after its
+     * first byte: 421 4.4.2 (RFC 5321 §4.5.3.2.7: at least 5 minutes awaiting a command).
+     */
+    MOAT_SMTP_IDLE_TIMEOUT_MS: envInt(1_000, 3_600_000).default(defaultSmtpLimits.idleTimeoutMs),
+    /** From 354 to the final dot at most this long, however steadily the client sends: 421 4.4.2. */
+    MOAT_SMTP_DATA_TIMEOUT_MS: envInt(1_000, 3_600_000).default(defaultSmtpLimits.dataTimeoutMs),
     /** How long stop() lets open sessions finish before answering 421 to the stragglers. */
     MOAT_SMTP_CLOSE_TIMEOUT_MS: envInt(0, 600_000).default(10_000),
     /** Look up (and forward-confirm) the client's PTR name for the Received header. */

@@ -1,58 +1,82 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { LineEndingScanner } from './line-ending-scanner.js';
+import { MessageContentScanner, type ContentFault, type ContentLimits } from './message-content-scanner.js';
+
+/** Why a received message is refused: over the size limit, or a fault of its bytes. */
+export type MessageRefusal = 'oversize' | ContentFault;
 
 export interface CollectedMessage {
-  /** The bytes the client sent after dot-unstuffing; empty when oversize. */
+  /** The bytes the client sent after dot-unstuffing; empty when refused. */
   raw: Buffer;
   /** Bytes received (all of them, also past the limit). */
   size: number;
-  /** sha256 (hex) of raw. */
+  /** sha256 (hex) of raw; empty when refused. */
   sha256: string;
-  /** The message went over the limit: nothing was kept. */
-  oversize: boolean;
   /**
-   * The bytes hold a bare CR or LF (RFC 5321 §2.3.8): the message must be refused, it cannot be
-   * relayed unchanged (see line-ending-scanner.ts). Not judged for an oversize message.
+   * Why the message must be refused, or null when it may be stored. An oversize message is only
+   * counted, so its content is not judged (552 wins); see message-content-scanner.ts for the rest.
    */
-  bareLineEnding: boolean;
+  refusal: MessageRefusal | null;
+}
+
+export interface CollectLimits extends ContentLimits {
+  /** Largest message (MOAT_MAX_MESSAGE_BYTES). */
+  maxBytes: number;
 }
 
 /** smtp-server's data stream: a Readable that also says when the SIZE limit was passed. */
 export type DataStream = Readable & { sizeExceeded?: boolean };
 
 /**
- * Reads a DATA stream to its end, hashing as it goes and keeping the chunks only up to
- * maxBytes: an oversize message is read to its end (the client is still sending and must get
- * its 552 after the final dot) but never buffered. Rejects when the stream fails or closes
- * before its end (the client went away in mid-message: nothing is kept). Scans for bare CR/LF on
- * the way, so that the verdict is ready at the final dot without a second pass over the body.
+ * Reads a DATA stream to its end, hashing and judging its content as it goes (no second pass at
+ * the final dot). The chunks are kept only while the message may still be stored: from the
+ * moment it is over the size limit or its content is at fault they are dropped and the rest is
+ * only counted, because the client is still sending and must get its refusal after the final dot.
+ *
+ * Memory: an accepted message is held once, as its chunks, and joined into one buffer at the end
+ * (the store seals one contiguous body); the chunk list is let go at that moment, so during the
+ * commit the body exists once in ingress. Rejects when the stream fails or closes before its end
+ * (the client went away in mid-message: nothing is kept).
  */
-export function collectMessage(stream: DataStream, maxBytes: number): Promise<CollectedMessage> {
+export function collectMessage(stream: DataStream, limits: CollectLimits): Promise<CollectedMessage> {
   return new Promise((resolve, reject) => {
     const hash = createHash('sha256');
-    const lineEndings = new LineEndingScanner();
+    const content = new MessageContentScanner(limits);
     let chunks: Buffer[] = [];
     let size = 0;
     let oversize = false;
+    let refused = false;
     let ended = false;
     stream.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (oversize) return;
-      if (size > maxBytes || stream.sizeExceeded) {
+      if (size > limits.maxBytes || stream.sizeExceeded) {
         oversize = true;
         chunks = [];
         return;
       }
+      content.push(chunk);
+      if (refused) return;
+      if (content.fault !== null) {
+        refused = true;
+        chunks = [];
+        return;
+      }
       hash.update(chunk);
-      lineEndings.push(chunk);
       chunks.push(chunk);
     });
     stream.once('end', () => {
       ended = true;
       oversize ||= stream.sizeExceeded === true;
-      if (oversize) resolve({ raw: Buffer.alloc(0), size, sha256: '', oversize, bareLineEnding: false });
-      else resolve({ raw: Buffer.concat(chunks, size), size, sha256: hash.digest('hex'), oversize, bareLineEnding: lineEndings.end() });
+      const refusal: MessageRefusal | null = oversize ? 'oversize' : content.end();
+      if (refusal !== null) {
+        chunks = [];
+        resolve({ raw: Buffer.alloc(0), size, sha256: '', refusal });
+        return;
+      }
+      const raw = Buffer.concat(chunks, size);
+      chunks = [];
+      resolve({ raw, size, sha256: hash.digest('hex'), refusal: null });
     });
     stream.once('error', (err) => reject(err));
     stream.once('close', () => {

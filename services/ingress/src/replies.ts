@@ -28,6 +28,39 @@ export const replies = {
    * fix it, a retry would not help. Reply text stays ASCII (RFC 5321 §4.2).
    */
   bareLineEnding: () => smtpReply(550, '5.6.0', 'Message contains bare CR or LF line endings (RFC 5321 section 2.3.8); send CRLF line endings'),
+  /**
+   * RFC 5322 §3.5 leaves NUL out of message text (only the obsolete syntax has it), RFC 2045 §2.8
+   * out of 8bit data; servers behind us and the filter's parser may cut a string at it.
+   */
+  nulInMessage: () => smtpReply(550, '5.6.0', 'Message contains NUL bytes'),
+  /** RFC 5322 §2.1.1 (998 octets) is the floor of the configured limit; servers behind us break longer lines. */
+  messageLineTooLong: (maxBytes: number) => smtpReply(550, '5.6.0', `Message has a line longer than ${maxBytes} octets`),
+  /** RFC 3463 5.3.4: too big for the system, like the size limit, but for the header section. */
+  headerTooBig: (maxBytes: number) => smtpReply(552, '5.3.4', `Message header exceeds ${maxBytes} octets`),
+
+  // Commands (RFC 5321 §4.2.2: 500 syntax error, command unrecognized, "including command line
+  // too long"; 501 syntax error in parameters). The line is not run; the session goes on.
+  commandLineTooLong: (maxBytes: number) => smtpReply(500, '5.5.2', `Line too long (more than ${maxBytes} octets)`),
+  bareLineEndingInCommand: () => smtpReply(500, '5.5.2', 'Command line with a bare CR or LF (RFC 5321 section 2.3.8); end lines with CRLF'),
+  nulInCommand: () => smtpReply(500, '5.5.2', 'Command line contains a NUL byte'),
+  unknownCommand: () => smtpReply(500, '5.5.1', 'Command not recognized'),
+  /** RFC 6531 §3.5: a non-ASCII mailbox needs SMTPUTF8 on MAIL FROM; 5.6.7 is its enhanced code. */
+  nonAsciiWithoutSmtpUtf8: () => smtpReply(553, '5.6.7', 'Non-ASCII address without SMTPUTF8 (RFC 6531)'),
+  invalidUtf8: () => smtpReply(501, '5.5.2', 'Command contains invalid UTF-8'),
+  nonAsciiCommand: () => smtpReply(501, '5.5.2', 'Non-ASCII characters are allowed only in MAIL and RCPT with SMTPUTF8 (RFC 6531)'),
+
+  // The session ends (RFC 5321 §3.8: 421, then the server closes). RFC 3463: 4.7.0 for a policy
+  // limit, 4.4.2 ("bad connection") for time limits; both are transient, a well-behaved
+  // client simply connects again.
+  httpRequest: () => smtpReply(421, '4.7.0', 'HTTP requests are not accepted here, closing connection'),
+  tooManyCommands: () => smtpReply(421, '4.7.0', 'Too many commands in one session, closing connection'),
+  tooManyErrors: () => smtpReply(421, '4.7.0', 'Too many errors, closing connection'),
+  tooManyUnknownCommands: () => smtpReply(421, '4.7.0', 'Too many unrecognized commands, closing connection'),
+  tooManyConnectionsFromIp: () => smtpReply(421, '4.7.0', 'Too many connections from your IP address, try again later'),
+  idleTimeout: () => smtpReply(421, '4.4.2', 'Idle timeout, closing connection'),
+  commandTimeout: () => smtpReply(421, '4.4.2', 'Command line not completed in time, closing connection'),
+  dataTimeout: () => smtpReply(421, '4.4.2', 'Message not completed in time, closing connection'),
+
   /** Anything that kept us from keeping our promise: the client keeps the message and retries. */
   tempFail: () => smtpReply(451, '4.3.0', 'Temporary failure, please try again later'),
 } as const;

@@ -2,21 +2,27 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { messageAcceptedPayload, type MessageAcceptedPayload } from '@moat/contracts';
 import { MoatError, uuidFrom, type Logger } from '@moat/runtime';
-import { collectMessage } from './message-collector.js';
+import { clientKey, ConnectionsPerClient } from './client-connections.js';
+import { GuardedSmtpServer } from './guarded-smtp-server.js';
+import { collectMessage, type MessageRefusal } from './message-collector.js';
 import { commitMessage, type IntakeDeps } from './message-intake.js';
 import { buildReceivedHeader } from './received-header.js';
 import { classifyRecipient } from './recipient-address.js';
 import type { RecipientPolicy } from './recipient-policy.js';
 import { isSmtpReply, replies } from './replies.js';
+import { defaultSmtpLimits, type SmtpLimits } from './smtp-limits.js';
 import type { TlsCredentials } from './tls-credentials.js';
 
 export interface SmtpEdgeOptions {
   hostname: string;
   maxMessageBytes: number;
+  /** Concurrent connections overall (smtp-server answers the one over with 421). */
   maxClients: number;
+  /** The other limits (smtp-limits.ts); what is left out has its production default. */
+  limits?: Partial<SmtpLimits>;
   closeTimeoutMs: number;
   intakeTimeoutMs: number;
   tls: TlsCredentials;
@@ -33,6 +39,8 @@ interface ConnectionState {
   tls: { protocol: string; cipher: string } | null;
   /** Tenant fixed by the first accepted recipient of the current transaction. */
   tenantId: string | null;
+  /** The key this connection is counted under in ConnectionsPerClient; null when not counted. */
+  countedAs: string | null;
 }
 
 const payloadBeforeStore = messageAcceptedPayload.omit({ store: true });
@@ -43,13 +51,18 @@ const payloadBeforeStore = messageAcceptedPayload.omit({ store: true });
  * before that, and always an answer.
  */
 export class SmtpEdge {
-  private readonly server: SMTPServer;
+  private readonly server: GuardedSmtpServer;
   private readonly connections = new WeakMap<SMTPServerSession, ConnectionState>();
+  private readonly limits: SmtpLimits;
+  private readonly perClient: ConnectionsPerClient;
   /** Data handlers and commits still running: stop() waits for them before closing the stores. */
   private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(private readonly opts: SmtpEdgeOptions) {
-    this.server = new SMTPServer({
+    const limits = { ...defaultSmtpLimits, ...opts.limits };
+    this.limits = limits;
+    this.perClient = new ConnectionsPerClient(limits.maxClientsPerIp);
+    this.server = new GuardedSmtpServer(limits, opts.log, {
       name: opts.hostname,
       banner: 'Moat',
       key: opts.tls.key,
@@ -66,8 +79,8 @@ export class SmtpEdge {
       hideENHANCEDSTATUSCODES: true,
       maxClients: opts.maxClients,
       closeTimeout: opts.closeTimeoutMs,
-      // RFC 5321 §4.5.3.2.7: at least 5 minutes awaiting the next command.
-      socketTimeout: 5 * 60_000,
+      // The idle timeout (socketTimeout) and the command line limit come from `limits`
+      // (GuardedSmtpServer); RFC 5321 §4.5.3.2.7 asks for at least 5 minutes awaiting a command.
       // TCP_NODELAY (ECOSYSTEM.md, the Nagle trap): smtp-server 3.21 sets it on every accepted
       // socket itself (SMTPConnection's constructor), so pipelined replies are not held back.
       logger: false,
@@ -75,7 +88,7 @@ export class SmtpEdge {
       onSecure: (socket, session, callback) => this.onSecure(socket as TLSSocket, session, callback),
       onRcptTo: (address, session, callback) => this.onRcptTo(address, session, callback),
       onData: (stream, session, callback) => this.onData(stream, session, callback),
-      onClose: (session) => this.connections.delete(session),
+      onClose: (session) => this.onClose(session),
     });
     // Connection-level errors (resets, failed handshakes) are the client's business, not ours;
     // without a listener the EventEmitter would throw them.
@@ -112,16 +125,28 @@ export class SmtpEdge {
   private state(session: SMTPServerSession): ConnectionState {
     let state = this.connections.get(session);
     if (!state) {
-      state = { clientName: this.opts.clientName(session.remoteAddress), tls: null, tenantId: null };
+      state = { clientName: this.opts.clientName(session.remoteAddress), tls: null, tenantId: null, countedAs: null };
       this.connections.set(session, state);
     }
     return state;
   }
 
   private onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+    // Before any lookup: a client over its connection limit costs nothing more than the 421.
+    const key = clientKey(session.remoteAddress);
+    if (!this.perClient.tryOpen(key)) {
+      this.opts.log.info({ client: session.remoteAddress, open: this.perClient.count(key) }, 'connection refused: too many from this client');
+      return callback(replies.tooManyConnectionsFromIp());
+    }
     // The lookup runs while the client talks; DATA awaits it (it is long done by then).
-    this.state(session);
+    this.state(session).countedAs = key;
     callback();
+  }
+
+  private onClose(session: SMTPServerSession): void {
+    const state = this.connections.get(session);
+    if (state?.countedAs) this.perClient.close(state.countedAs);
+    this.connections.delete(session);
   }
 
   private onSecure(socket: TLSSocket, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
@@ -169,12 +194,11 @@ export class SmtpEdge {
   }
 
   private async receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
-    const collected = await collectMessage(stream, this.opts.maxMessageBytes);
-    // Size first: an oversize message was not kept, so its line endings were not judged.
-    if (collected.oversize) throw replies.tooBig();
-    // Refused, not repaired: the customer's server must get the bytes the sender sent, and a
-    // bare CR/LF is what SMTP smuggling hides a second message behind (RFC 5321 §2.3.8).
-    if (collected.bareLineEnding) throw replies.bareLineEnding();
+    const limits = this.limits;
+    const collected = await collectMessage(stream, { maxBytes: this.opts.maxMessageBytes, maxLineBytes: limits.maxMessageLineBytes, maxHeaderBytes: limits.maxHeaderBytes });
+    // Refused, not repaired: the customer's server must get the bytes the sender sent (a bare
+    // CR/LF is what SMTP smuggling hides a second message behind, RFC 5321 §2.3.8).
+    if (collected.refusal !== null) throw this.refusalReply(collected.refusal);
     const state = this.state(session);
     if (state.tenantId === null) throw new MoatError('VALIDATION_FAILED', 'DATA without a tenant fixed by an accepted recipient');
     const rcptTo = session.envelope.rcptTo.map((r) => {
@@ -247,6 +271,22 @@ export class SmtpEdge {
       return await Promise.race([work, deadline]);
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  private refusalReply(refusal: MessageRefusal): MoatError {
+    const limits = this.limits;
+    switch (refusal) {
+      case 'oversize':
+        return replies.tooBig();
+      case 'header-too-large':
+        return replies.headerTooBig(limits.maxHeaderBytes);
+      case 'nul':
+        return replies.nulInMessage();
+      case 'bare-line-ending':
+        return replies.bareLineEnding();
+      case 'line-too-long':
+        return replies.messageLineTooLong(limits.maxMessageLineBytes);
     }
   }
 
