@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { queues, type EventOf, type QueuePolicy } from '@moat/contracts';
 import { Broker, loadConfig } from '@moat/runtime';
 import { createTestEnv, silentLog, type TestEnv } from '@moat/testkit';
@@ -64,8 +65,10 @@ export class SmtpDialog {
   private buffer = '';
   private readonly replies: string[] = [];
   private waiter: (() => void) | null = null;
+  private ended = false;
 
   private constructor(private readonly socket: net.Socket) {
+    socket.on('end', () => (this.ended = true)).on('close', () => (this.ended = true));
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => {
       this.buffer += chunk;
@@ -81,11 +84,41 @@ export class SmtpDialog {
     });
   }
 
-  static async open(port: number): Promise<{ dialog: SmtpDialog; greeting: string }> {
-    const socket = net.connect(port, '127.0.0.1');
+  /** Connects from `localAddress` when given (any 127.x.y.z is a distinct client on loopback). */
+  static async open(port: number, localAddress?: string): Promise<{ dialog: SmtpDialog; greeting: string }> {
+    const socket = net.connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
     const dialog = new SmtpDialog(socket);
     return { dialog, greeting: await dialog.next() };
+  }
+
+  /**
+   * Opens a session and continues it inside TLS: EHLO and STARTTLS in plaintext, then the
+   * handshake (the development certificate is self-signed). The dialog starts before EHLO.
+   */
+  static async openTls(port: number): Promise<SmtpDialog> {
+    const raw = net.connect(port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => raw.once('connect', resolve).once('error', reject));
+    // Plaintext replies read as Buffers: node:tls takes the socket over afterwards.
+    let seen = '';
+    const onData = (chunk: Buffer) => (seen += chunk.toString('latin1'));
+    raw.on('data', onData);
+    const reply = async (code: string) => {
+      for (const deadline = Date.now() + 15_000; !new RegExp(`(^|\r\n)${code} [^\r\n]*\r\n$`).test(seen); ) {
+        if (Date.now() > deadline) throw new Error(`no ${code} reply (got ${JSON.stringify(seen)})`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      seen = '';
+    };
+    await reply('220');
+    raw.write('EHLO client.test\r\n');
+    await reply('250');
+    raw.write('STARTTLS\r\n');
+    await reply('220');
+    raw.off('data', onData);
+    const secure = tls.connect({ socket: raw, servername: 'mx.moat.test', rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => secure.once('secureConnect', resolve).once('error', reject));
+    return new SmtpDialog(secure);
   }
 
   /** Sends one command line and returns the whole reply (lines joined with CRLF). */
@@ -94,9 +127,15 @@ export class SmtpDialog {
     return this.next();
   }
 
-  /** Writes bytes without waiting for a reply (message data after 354). */
-  write(data: string): void {
-    this.socket.write(data, 'latin1');
+  /** Writes bytes without waiting for a reply (message data after 354); a string is taken as latin1. */
+  write(data: string | Buffer): void {
+    if (typeof data === 'string') this.socket.write(data, 'latin1');
+    else this.socket.write(data);
+  }
+
+  /** Bytes written but not yet handed to the kernel. */
+  get unsent(): number {
+    return this.socket.writableLength;
   }
 
   /** The next reply, also one the server sends unasked (421). */
@@ -110,6 +149,15 @@ export class SmtpDialog {
       });
     }
     return this.replies.shift()!;
+  }
+
+  /** Resolves once the server has closed the connection; rejects when it is still open after timeoutMs. */
+  async closed(timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.ended) {
+      if (Date.now() > deadline) throw new Error(`the server did not close the connection within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 
   close(): void {
