@@ -5,12 +5,13 @@
 //   npm test    → node scripts/moat.mjs test    install, build (typecheck), every test,
 //                                               then one closing "N passed, N failed" line
 //   npm run bench → node scripts/moat.mjs bench
+//   npm run test:chaos → node scripts/moat.mjs chaos   kills and outages under load; 0 lost or exit 1
 //
 // No dependencies: it runs before anything is installed. pnpm comes from the command itself
 // (the pinned version through npx) unless that exact version is already on the PATH.
 // Arguments after the command go to the supervisor, vitest or the benchmark
 // (`npm test -- services/supervisor`). `--no-install` and `--no-build` skip those steps when
-// iterating locally; CI uses neither.
+// iterating locally; CI uses neither. `npm test -- --chaos` also runs the chaos suite (CI does).
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -154,9 +155,17 @@ async function test(args, flags) {
     say(`vitest exited ${code} with errors outside any test (see above): counted as one failure`);
     counts = { ...counts, failed: 1 };
   }
+  let chaosCode = 0;
+  if (flags.chaos) {
+    // The chaos suite restarts RabbitMQ and Postgres: CI asks for it (.ci/run), a shared
+    // development machine should not. It counts as one test.
+    say('running the chaos suite (tests/chaos/run.ts)');
+    chaosCode = await run(process.execPath, ['--import', 'tsx', join(root, 'tests', 'chaos', 'run.ts')]);
+    counts = chaosCode === 0 ? { ...counts, passed: counts.passed + 1 } : { ...counts, failed: counts.failed + 1 };
+  }
   if (counts.passed + counts.failed === 0) say('no test ran');
   process.stdout.write(`\n${summaryLine(counts)}\n`);
-  return testExitCode(counts, code);
+  return testExitCode(counts, code !== 0 ? code : chaosCode);
 }
 
 async function start(args, flags) {
@@ -173,18 +182,26 @@ async function bench(args, flags) {
   return run(process.execPath, ['--import', 'tsx', join(root, 'bench', 'run.ts'), ...args]);
 }
 
+/** The chaos suite (tests/chaos/run.ts): kills, restarts and outages under load; exits 1 on any loss. */
+async function chaos(args, flags) {
+  const prepared = await prepare(flags);
+  if (prepared !== 0) return prepared;
+  return run(process.execPath, ['--import', 'tsx', join(root, 'tests', 'chaos', 'run.ts'), ...args]);
+}
+
 const commands = {
   start,
   test,
   bench,
+  chaos,
   install: async () => install(),
   build: async () => build(),
 };
 
 export async function main(argv) {
   const [name, ...rest] = argv;
-  const flags = { noInstall: rest.includes('--no-install'), noBuild: rest.includes('--no-build') };
-  const args = rest.filter((a) => a !== '--no-install' && a !== '--no-build');
+  const flags = { noInstall: rest.includes('--no-install'), noBuild: rest.includes('--no-build'), chaos: rest.includes('--chaos') };
+  const args = rest.filter((a) => a !== '--no-install' && a !== '--no-build' && a !== '--chaos');
   const command = name === undefined ? undefined : commands[name];
   if (!command) {
     say(`usage: node scripts/moat.mjs ${Object.keys(commands).join('|')} [--no-install] [--no-build] [args…]`);

@@ -23,9 +23,17 @@ export function createPgPool(opts: { url: string; schema: string; max: number; l
   return pool;
 }
 
-/** Runs fn in a transaction; rolls back on any error. */
+/**
+ * Runs fn in a transaction; rolls back on any error. A checked-out client has no listener of the
+ * pool's: a connection that dies between two statements (Postgres restarting) emits 'error' on
+ * the client, which would kill the process. The listener keeps that to the failing statement,
+ * and a client whose transaction failed is destroyed rather than returned to the pool broken.
+ */
 export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let connectionError: Error | null = null;
+  const onError = (err: Error) => (connectionError = err);
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     const result = await fn(client);
@@ -35,7 +43,10 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient
     await client.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {
-    client.release();
+    client.off('error', onError);
+    // release(err) closes the connection instead of pooling it (pg-pool also drops a client
+    // that is no longer queryable); after a data error the connection is fine and is kept.
+    client.release(connectionError ?? undefined);
   }
 }
 
