@@ -66,7 +66,17 @@ export class ChaosLoad {
   private readonly recorded = new Set<string>();
 
   constructor(
-    private readonly opts: { port: number; sessions: number; from: string; rcpts: string[]; size: number; prefix: string; total: number },
+    private readonly opts: {
+      port: number;
+      sessions: number;
+      from: string;
+      rcpts: string[];
+      size: number;
+      prefix: string;
+      total: number;
+      /** The message and envelope sender for message i (default: chaosMessage of `size` from `from`). */
+      build?: (chaosId: string, i: number) => { raw: Buffer; from: string };
+    },
   ) {}
 
   get accepted(): number {
@@ -105,7 +115,7 @@ export class ChaosLoad {
       const i = this.next++;
       if (i >= this.opts.total) break;
       const chaosId = `${this.opts.prefix}-${i}`;
-      const raw = chaosMessage(chaosId, this.opts.from, this.opts.rcpts, this.opts.size);
+      const { raw, from } = this.opts.build?.(chaosId, i) ?? { raw: chaosMessage(chaosId, this.opts.from, this.opts.rcpts, this.opts.size), from: this.opts.from };
       try {
         // A session the server closed between messages is replaced before this message starts:
         // nothing was attempted on it, so nothing is recorded.
@@ -118,7 +128,7 @@ export class ChaosLoad {
           const onGone = () => setTimeout(() => reject(Object.assign(new Error('connection lost'), { responseCode: 0 })), 20);
           s.conn.once('end', onGone);
           s.conn.once('error', onGone);
-          s.conn.send({ from: this.opts.from, to: this.opts.rcpts }, raw, (err, sent) => {
+          s.conn.send({ from, to: this.opts.rcpts }, raw, (err, sent) => {
             s.conn.off('end', onGone);
             s.conn.off('error', onGone);
             if (err) reject(err);

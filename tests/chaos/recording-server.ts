@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 
@@ -15,6 +16,8 @@ import { SMTPServer } from 'smtp-server';
 export class RecordingServer {
   /** chaos id → recipient (lower-case) → times received. */
   readonly received = new Map<string, Map<string, number>>();
+  /** chaos id → sha256 of each copy from its X-Chaos-Id line on (what the client sent, if Moat only prepended). */
+  readonly digests = new Map<string, string[]>();
   /** chaos id → every transaction's recipients, time and prepended trace headers (to explain a duplicate). */
   readonly transactionsOf = new Map<string, Array<{ at: string; rcpts: string[]; trace: string }>>();
   /** Transactions between the final dot and the reply (a sender killed now duplicates). */
@@ -25,7 +28,10 @@ export class RecordingServer {
   private down = false;
   private readonly sockets = new Set<import('node:net').Socket>();
 
-  constructor(private readonly replyDelayMs = 5) {
+  constructor(
+    private readonly replyDelayMs = 5,
+    private readonly keepDigests = false,
+  ) {
     this.server = this.create();
   }
 
@@ -40,10 +46,19 @@ export class RecordingServer {
       onConnect: (_session, cb) => (this.down ? cb(new Error('down')) : cb()),
       onData: (stream, session, cb) => {
         let head = '';
+        const chunks: Buffer[] = [];
         stream.on('data', (chunk: Buffer) => {
           if (head.length < 16_384) head += chunk.toString('latin1');
+          if (this.keepDigests) chunks.push(chunk);
         });
         stream.on('end', () => {
+          if (this.keepDigests) {
+            const data = Buffer.concat(chunks);
+            const marker = data.indexOf('X-Chaos-Id: ');
+            const digest = createHash('sha256').update(marker < 0 ? data : data.subarray(marker)).digest('hex');
+            const key = /^X-Chaos-Id: (\S+)/im.exec(head)?.[1] ?? 'unknown';
+            this.digests.set(key, [...(this.digests.get(key) ?? []), digest]);
+          }
           const id = /^X-Chaos-Id: (\S+)/im.exec(head)?.[1] ?? 'unknown';
           const rcpts = session.envelope.rcptTo.map((r) => r.address.toLowerCase());
           const byRcpt = this.received.get(id) ?? new Map<string, number>();

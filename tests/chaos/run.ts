@@ -15,23 +15,18 @@
  *          --faults a,b,… (names below; default all) --skip-infra (no broker/database restarts:
  *          for a machine whose RabbitMQ and Postgres other work is using).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes, randomInt } from 'node:crypto';
-import { createWriteStream, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import net from 'node:net';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import { deleteBrokerNamespace } from '@moat/testkit';
 import { ChaosLoad, type Attempt } from './load.js';
 import { RecordingServer } from './recording-server.js';
 import { formatTable, reconcile, type FaultReport, type TrackedStatus } from './reconcile.js';
+import { children, services, sleep, startStackProcess, waitFor, type Service } from './stack-process.js';
 
 const run = promisify(execFile);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const { values: args } = parseArgs({
   options: {
@@ -43,52 +38,8 @@ const { values: args } = parseArgs({
   },
 });
 
-const services = ['ingress', 'filter', 'archive', 'router', 'sender', 'tracker', 'gateway'] as const;
-type Service = (typeof services)[number];
-
 function log(text: string): void {
   process.stderr.write(`chaos: ${text}\n`);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitFor(what: string, fn: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await fn().catch(() => false)) return;
-    await sleep(200);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-
-/** The supervisor's children by service name (a sender is named after its binary: sender). */
-async function children(supervisorPid: number): Promise<Map<Service, number>> {
-  const out = await run('ps', ['-o', 'pid=,args=', '--ppid', String(supervisorPid)]).then((r) => r.stdout, () => '');
-  const map = new Map<Service, number>();
-  for (const line of out.split('\n')) {
-    const m = /^\s*(\d+)\s+.*services\/([a-z]+)\/dist\/main\.js/.exec(line);
-    if (m && (services as readonly string[]).includes(m[2]!)) map.set(m[2] as Service, Number(m[1]));
-  }
-  return map;
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 interface Phase {
@@ -205,80 +156,19 @@ const faults: Phase[] = [
 ];
 
 async function main(): Promise<void> {
-  const id = `chaos${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
-  const smtpPort = await freePort();
-  const httpPort = await freePort();
-  const adminBase = await freePort();
-  const token = `chaos_${randomBytes(16).toString('hex')}`;
   const customers = [new RecordingServer(), new RecordingServer()];
   for (const c of customers) await c.start();
-  const databaseUrl = process.env.MOAT_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-  const env = {
-    ...process.env,
-    MOAT_NAMESPACE: id,
-    MOAT_DB_SCHEMA: id,
-    MOAT_REDIS_PREFIX: `${id}:`,
-    MOAT_DATABASE_URL: databaseUrl,
-    MOAT_MASTER_KEY: randomBytes(32).toString('base64'),
-    MOAT_BOOTSTRAP_TOKEN: token,
-    MOAT_DNS_MODE: 'static',
-    MOAT_SMTP_PORT: String(smtpPort),
-    MOAT_SMTP_HOST: '127.0.0.1',
-    MOAT_HTTP_PORT: String(httpPort),
-    MOAT_HTTP_HOST: '127.0.0.1',
-    MOAT_ADMIN_PORT_BASE: String(adminBase),
-    MOAT_LOG_LEVEL: 'warn',
-    MOAT_REVERSE_DNS: 'false',
-    MOAT_SUPERVISOR_OUTPUT: 'raw',
-    // Compressed retry schedule, so that deferred mail comes through within the run.
-    MOAT_RETRY_BASE_MS: '500',
-    MOAT_RETRY_MAX_MS: '2000',
-    MOAT_SCHEDULER_INTERVAL_MS: '200',
-    MOAT_ROUTE_CACHE_MS: '0',
-    // A killed sender's claims are taken over after this lease (production: 5 minutes).
-    MOAT_SEND_LEASE_MS: '10000',
-    MOAT_RESTART_MIN_DELAY_MS: '100',
-    MOAT_RESTART_MAX_DELAY_MS: '1000',
-    MOAT_RESTART_MAX_FAST_CRASHES: '1000',
-  };
-  const supervisor = spawn(process.execPath, ['services/supervisor/dist/main.js'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let supervisorOut = '';
-  const keep = (c: Buffer) => {
-    const text = c.toString();
-    for (const m of text.matchAll(/"msg":"([a-z:]+ exited \([^"]*)"/g)) exitLines.push(m[1]!);
-    supervisorOut = (supervisorOut + text).slice(-30_000);
-    logStream.write(c);
-  };
-  supervisor.stdout!.on('data', keep);
-  supervisor.stderr!.on('data', keep);
+  const stack = await startStackProcess('chaos');
+  const { id, supervisor, smtpPort, databaseUrl, exitLines, logFile } = stack;
+  const readyAll = () => stack.readyAll();
   let exitCode = 0;
   const rows: { fault: string; report: FaultReport }[] = [];
   const failures: string[] = [];
   const diagnostics: string[] = [];
   const duplicates: string[] = [];
-  const exitLines: string[] = [];
-  const logFile = join(tmpdir(), `moat-${id}.log`);
-  const logStream = createWriteStream(logFile);
   const replies = new Map<string, Map<string, number>>();
   try {
-    const readyAll = async () => {
-      await waitFor('every service to run', async () => (await children(supervisor.pid!)).size === services.length, 90_000);
-      await waitFor('the API', async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200, 90_000);
-      await waitFor('SMTP', () => portOpen(smtpPort), 90_000);
-    };
-    await readyAll().catch((err) => {
-      throw new Error(`${(err as Error).message}\n${supervisorOut}`);
-    });
-    const api = async (method: string, path: string, body?: unknown) => {
-      const res = await fetch(`http://127.0.0.1:${httpPort}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
-      return { status: res.status, body: (await res.json().catch(() => null)) as any };
-    };
-    const tenant = await api('POST', '/api/v1/tenants', { name: 'Chaos' });
-    const domains = [`a.${id}.example`, `b.${id}.example`];
-    for (const [i, name] of domains.entries()) {
-      const d = await api('POST', `/api/v1/tenants/${tenant.body.id}/domains`, { name, routes: [{ host: '127.0.0.1', port: customers[i]!.port, priority: 10 }] });
-      if (d.status !== 201) throw new Error(`provisioning failed: ${JSON.stringify(d.body)}`);
-    }
+    const domains = await stack.provision(customers.map((c) => c.port));
     const rcpts = [`alice@${domains[0]}`, `bob@${domains[0]}`, `carol@${domains[1]}`];
     const wanted = args.faults ? new Set(args.faults.split(',')) : null;
     const phases = faults.filter((f) => (!args['skip-infra'] || !f.infra) && (!wanted || [...wanted].some((w) => f.name.includes(w))));
@@ -386,15 +276,8 @@ async function main(): Promise<void> {
   } catch (err) {
     failures.push(`the suite could not run: ${(err as Error).stack ?? err}`);
   } finally {
-    if (supervisor.exitCode === null && supervisor.signalCode === null) {
-      supervisor.kill('SIGTERM');
-      await Promise.race([new Promise((r) => supervisor.once('exit', r)), sleep(30_000)]);
-    }
+    await stack.destroy();
     for (const c of customers) await c.stop().catch(() => {});
-    const db = new pg.Client({ connectionString: databaseUrl });
-    await db.connect().then(() => db.query(`DROP SCHEMA IF EXISTS "${id}" CASCADE`)).catch(() => {});
-    await db.end().catch(() => {});
-    await deleteBrokerNamespace(process.env.MOAT_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672', id).catch(() => {});
   }
 
   console.log(formatTable(rows));
