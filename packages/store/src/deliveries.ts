@@ -49,6 +49,8 @@ export interface Delivery {
   outcome: DeliveryOutcome | null;
   createdAt: Date;
   updatedAt: Date;
+  /** An operator's extended lifetime (queue control); null: created_at + the router's lifetime. */
+  expiresAt: Date | null;
 }
 
 export interface NewDelivery {
@@ -95,6 +97,7 @@ interface DeliveryRowRaw {
   outcome: unknown;
   created_at: Date;
   updated_at: Date;
+  expires_at?: Date | null;
 }
 
 function parseOutcome(value: unknown): DeliveryOutcome | null {
@@ -128,6 +131,7 @@ function toDelivery(r: DeliveryRowRaw): Delivery {
     outcome: parseOutcome(r.outcome),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    expiresAt: r.expires_at ?? null,
   };
 }
 

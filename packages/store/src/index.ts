@@ -11,3 +11,4 @@ export * from './parked.js';
 export * from './cidr.js';
 export * from './pools.js';
 export * from './subnet-checks.js';
+export * from './queue-control.js';

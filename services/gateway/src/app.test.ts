@@ -14,7 +14,7 @@ afterEach(async () => {
 async function listen(repos: Partial<GatewayRepositories>): Promise<string> {
   const app = createApp({
     repos: repos as GatewayRepositories,
-    broker: { publishRaw: async () => {} },
+    broker: { publishRaw: async () => {}, publish: async () => {}, envelope: () => { throw new Error('not used here'); } },
     subnetChecks: { start: async () => Promise.reject(new Error('not used here')) },
     health: { handle: async () => false },
     log: pino({ level: 'silent' }),

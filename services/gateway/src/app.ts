@@ -13,6 +13,7 @@ import { archiveRoutes } from './routes/archive.js';
 import { domainRoutes } from './routes/domains.js';
 import { mailboxRoutes } from './routes/mailboxes.js';
 import { messageRoutes } from './routes/messages.js';
+import { queueRoutes } from './routes/queue.js';
 import { parkedRoutes } from './routes/parked.js';
 import { partnerRoutes } from './routes/partners.js';
 import { poolRoutes } from './routes/pools.js';
@@ -23,7 +24,7 @@ import { z } from 'zod';
 export interface AppDeps {
   repos: GatewayRepositories;
   /** Parked-event replay publishes through it. */
-  broker: Pick<Broker, 'publishRaw'>;
+  broker: Pick<Broker, 'publishRaw' | 'publish' | 'envelope'>;
   /** Starts subnet checks (publishes their probe requests, rate-limited per tenant). */
   subnetChecks: Pick<SubnetCheckStarter, 'start'>;
   health: Pick<HealthServer, 'handle'>;
@@ -45,6 +46,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'repos' | 'broker' | 'subnetChecks
     ...parkedRoutes(deps.repos, deps.broker),
     ...poolRoutes(deps.repos),
     ...subnetCheckRoutes(deps.repos, deps.subnetChecks),
+    ...queueRoutes(deps.repos, deps.broker),
   ];
   let document: Record<string, unknown> | null = null;
   routes.push(

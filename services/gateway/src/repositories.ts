@@ -1,5 +1,5 @@
 import type { Pool } from '@moat/runtime';
-import { ApiKeyRepository, ArchiveRepository, AuditLog, ParkedRepository, PoolRepository, SubnetCheckRepository, TenantRepository, TrackingRepository } from '@moat/store';
+import { ApiKeyRepository, ArchiveRepository, AuditLog, ParkedRepository, PoolRepository, QueueControlRepository, SubnetCheckRepository, TenantRepository, TrackingRepository } from '@moat/store';
 import { MailboxRepository } from './data/mailboxes.js';
 import { PartnerRepository } from './data/partners.js';
 
@@ -15,6 +15,7 @@ export interface GatewayRepositories {
   archive: ArchiveRepository;
   pools: PoolRepository;
   subnetChecks: SubnetCheckRepository;
+  queue: QueueControlRepository;
 }
 
 export function createRepositories(pool: Pool): GatewayRepositories {
@@ -29,5 +30,6 @@ export function createRepositories(pool: Pool): GatewayRepositories {
     archive: new ArchiveRepository(pool),
     pools: new PoolRepository(pool),
     subnetChecks: new SubnetCheckRepository(pool),
+    queue: new QueueControlRepository(pool),
   };
 }

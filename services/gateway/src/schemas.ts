@@ -258,6 +258,70 @@ export const ParkedQuery = z.strictObject({
 
 export const ReplayResult = z.object({ id: z.string(), routingKey: z.string(), replayedAt: timestamp }).meta({ id: 'ReplayResult' });
 
+// --- queue control ---------------------------------------------------------------------------
+
+const deliveryState = z.enum(['publishing', 'queued', 'sending', 'deferred', 'held']);
+
+export const QueueItem = z
+  .object({
+    id,
+    messageId: id,
+    tenantId: id,
+    destination: z.string().meta({ description: 'The destination server(s): `host:port/priority`, comma-separated; what a destination pause names' }),
+    pool: z.string(),
+    mailFrom: z.string(),
+    rcpts: z.array(z.string()).meta({ description: 'Recipients still to deliver (for a purge: the recipients it removed)' }),
+    status: z.enum(['publishing', 'queued', 'sending', 'deferred', 'held', 'done']),
+    heldBy: z.enum(['operator', 'destination']).nullable().meta({ description: 'Why a held delivery is held: by hand, or because its destination is paused' }),
+    attempt: z.number().int(),
+    nextAttemptAt: timestamp.nullable(),
+    lastError: z.string().nullable(),
+    createdAt: timestamp,
+    expiresAt: timestamp.nullable().meta({ description: 'An extended lifetime; null: the default queue lifetime from createdAt' }),
+    size: z.number().int(),
+  })
+  .meta({ id: 'QueuedDelivery' });
+
+export const QueueList = z.object({ items: z.array(QueueItem), next: z.string().nullable() }).meta({ id: 'QueuedDeliveryList' });
+
+export const QueueQuery = z.strictObject({
+  tenant: id.optional(),
+  domain: z.string().max(253).optional().meta({ description: 'Deliveries with a recipient in this domain' }),
+  destination: z.string().max(2000).optional(),
+  state: deliveryState.optional(),
+  olderThanSeconds: z.coerce.number().int().min(0).max(365 * 86_400).optional().meta({ description: 'Queued at least this long' }),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  before: z.string().max(200).optional().meta({ description: 'The `next` value of the previous page' }),
+});
+
+export const QueueExtend = z.strictObject({ expiresAt: timestamp.meta({ description: 'New expiry (in the future); deferred recipients expire then' }) });
+
+export const PurgeRequest = z.strictObject({ bounce: z.boolean().meta({ description: 'true: the sender gets a DSN for the removed recipients' }) });
+
+export const DestinationHoldCreate = z.strictObject({
+  destination: z.string().min(1).max(2000),
+  tenantId: id.optional().meta({ description: 'Whose deliveries; omitted: the caller\'s tenant, or (operators) every tenant' }),
+  reason: z.string().max(500).optional(),
+});
+
+export const DestinationHold = z
+  .object({
+    id: z.string(),
+    destination: z.string(),
+    tenantId: id.nullable(),
+    reason: z.string().nullable(),
+    actor: z.string(),
+    createdAt: timestamp,
+    held: z.number().int().optional().meta({ description: 'Waiting deliveries held by this pause when it began' }),
+  })
+  .meta({ id: 'DestinationHold' });
+
+export const DestinationHoldList = z.object({ items: z.array(DestinationHold) }).meta({ id: 'DestinationHoldList' });
+
+export const DestinationRelease = z
+  .object({ id: z.string(), destination: z.string(), tenantId: id.nullable(), released: z.number().int().meta({ description: 'Deliveries the pause held, now due' }) })
+  .meta({ id: 'DestinationRelease' });
+
 // --- sending pools ---------------------------------------------------------------------------
 
 /** A pool name becomes part of a queue name (`sender.<pool>`): lower-case letters, digits, hyphens. */

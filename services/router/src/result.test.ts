@@ -4,12 +4,13 @@ import { decideResult } from './result.js';
 
 const policy = { retry: { baseMs: 1_000, maxMs: 10_000 }, lifetimeMs: 60_000 };
 const now = new Date('2026-01-01T12:00:00Z');
-const row = (over: Partial<{ rcpts: string[]; attempt: number; createdAt: Date; status: 'sending' | 'held' }> = {}) => ({
+const row = (over: Partial<{ rcpts: string[]; attempt: number; createdAt: Date; expiresAt: Date; status: 'sending' | 'held' }> = {}) => ({
   id: '11111111-1111-5111-8111-111111111111',
   rcpts: over.rcpts ?? ['a@x.example', 'b@x.example', 'c@x.example'],
   attempt: over.attempt ?? 1,
   status: over.status ?? ('sending' as const),
   createdAt: over.createdAt ?? new Date(now.getTime() - 1_000),
+  expiresAt: over.expiresAt ?? null,
 });
 function result(outcomes: Record<string, RecipientOutcome>, error: string | null = null): DeliveryResultPayload {
   return {
@@ -62,6 +63,14 @@ describe('decideResult', () => {
     const d = decideResult(row({ createdAt: new Date(now.getTime() - 61_000) }), result({ 'a@x.example': 'deferred', 'b@x.example': 'delivered', 'c@x.example': 'deferred' }, 'connection refused'), now, policy);
     expect(d.application).toMatchObject({ status: 'done', rcpts: ['a@x.example', 'c@x.example'], nextAttempt: false, lastError: 'connection refused' });
     expect(d.events).toEqual([expect.objectContaining({ kind: 'expired', rcpt: ['a@x.example', 'c@x.example'] })]);
+  });
+
+  it('when an operator extended the lifetime, then an old delivery is retried until the new expiry, and expires after it', () => {
+    const old = { createdAt: new Date(now.getTime() - 61_000), expiresAt: new Date(now.getTime() + 3_600_000) };
+    const deferred = result({ 'a@x.example': 'deferred', 'b@x.example': 'deferred', 'c@x.example': 'deferred' }, 'connection refused');
+    expect(decideResult(row(old), deferred, now, policy).application.status).toBe('deferred');
+    const later = new Date(now.getTime() + 3_600_001);
+    expect(decideResult(row(old), deferred, later, policy).events).toEqual([expect.objectContaining({ kind: 'expired' })]);
   });
 
   it('when a recipient of the row is missing from the result, then it stays queued', () => {

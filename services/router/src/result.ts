@@ -39,7 +39,7 @@ export function formatReply(reply: SmtpReply): string {
  * current attempt.
  */
 export function decideResult(
-  row: Pick<Delivery, 'id' | 'rcpts' | 'attempt' | 'status' | 'createdAt'>,
+  row: Pick<Delivery, 'id' | 'rcpts' | 'attempt' | 'status' | 'createdAt'> & { expiresAt?: Date | null },
   result: DeliveryResultPayload,
   now: Date,
   policy: ResultPolicy,
@@ -58,7 +58,9 @@ export function decideResult(
     return { application: { rcpts: [], status: 'done', nextAttempt: false, nextAttemptAt: null, lastError }, finished, remaining, events: [] };
   }
   const age = now.getTime() - row.createdAt.getTime();
-  if (age > policy.lifetimeMs) {
+  // An operator may have extended this delivery's lifetime (queue control).
+  const expiresAt = row.expiresAt?.getTime() ?? row.createdAt.getTime() + policy.lifetimeMs;
+  if (now.getTime() > expiresAt) {
     return {
       application: { rcpts: remaining, status: 'done', nextAttempt: false, nextAttemptAt: null, lastError },
       finished,

@@ -17,6 +17,11 @@ export interface RouterOptions {
   policy: ResultPolicy;
   log: Logger;
   now?: () => Date;
+  /**
+   * Paused destinations (queue control): holds the given new rows whose destination is paused and
+   * returns their ids, which are then not published. Absent: nothing is ever paused.
+   */
+  holdIfPaused?: (ids: string[]) => Promise<Set<string>>;
 }
 
 /**
@@ -56,7 +61,9 @@ export class DeliveryRouter {
     // the attempt-1 rows still waiting for a sender are published again (the previous pass may
     // have died before its publish was confirmed; a sender claims an attempt once, so a second
     // request is harmless). Rows past that are with a sender or the scheduler already.
-    await Promise.all(deliveries.filter((d) => d.attempt === 1 && (d.status === 'queued' || d.status === 'publishing')).map((d) => this.opts.publisher.publishAttempt(d)));
+    const waiting = deliveries.filter((d) => d.attempt === 1 && (d.status === 'queued' || d.status === 'publishing'));
+    const paused = this.opts.holdIfPaused && waiting.length > 0 ? await this.opts.holdIfPaused(waiting.map((d) => d.id)) : new Set<string>();
+    await Promise.all(waiting.filter((d) => !paused.has(d.id)).map((d) => this.opts.publisher.publishAttempt(d)));
   }
 
   /**

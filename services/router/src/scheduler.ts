@@ -11,6 +11,8 @@ export interface SchedulerOptions {
   /** A row 'queued' this long has its request published again (see kind d). */
   queuedRepublishMs: number;
   log: Logger;
+  /** Queue control: due retries to a paused destination become held (returns how many). */
+  holdDuePaused?: () => Promise<number>;
 }
 
 /**
@@ -54,6 +56,8 @@ export class Scheduler {
   /** One pass over the three kinds; true when a batch came back full (more work is waiting). */
   async tick(): Promise<boolean> {
     const { deliveries, batch, publishLeaseMs } = this.opts;
+    // Before taking due retries: those of a paused destination are held, not published.
+    if (this.opts.holdDuePaused) await this.opts.holdDuePaused();
     const due = await deliveries.takeDueRetries(batch, publishLeaseMs);
     await this.publishAll(due, 'retry due');
     const stalePublishing = await deliveries.takeExpiredPublishing(batch, publishLeaseMs);

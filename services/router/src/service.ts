@@ -1,6 +1,6 @@
 import { queues } from '@moat/contracts';
 import { connectDependencies, type Logger, type RunningService } from '@moat/runtime';
-import { DeliveryRepository, TenantRepository, TtlCache } from '@moat/store';
+import { DeliveryRepository, QueueControlRepository, TenantRepository, TtlCache } from '@moat/store';
 import type { Route } from '@moat/contracts';
 import { BatchedDeliveries } from './batched-deliveries.js';
 import type { Config } from './config.js';
@@ -27,8 +27,14 @@ export async function start(config: Config, log: Logger): Promise<RunningRouter>
   // concurrent delivery.results, share statements (group commit); a batch holds at most what
   // the consumer has in flight.
   const batched = new BatchedDeliveries(deliveries, { maxItems: queues.router.prefetch });
+  // Paused destinations (queue control). Whether any pause exists is cached as briefly as
+  // routes are (at most 2 s), so that with no pause a routing decision costs no extra statement.
+  const queueControl = new QueueControlRepository(deps.pool);
+  const anyPause = new TtlCache<boolean>(Math.min(config.MOAT_ROUTE_CACHE_MS, 2_000));
+  const holdIfPaused = async (ids: string[]) => ((await anyPause.get('any', () => queueControl.anyDestinationHeld())) ? queueControl.holdIfPaused(ids) : new Set<string>());
   const router = new DeliveryRouter({
     broker: deps.broker,
+    holdIfPaused,
     deliveries: batched,
     publisher,
     findRoutes: async (domain) => {
@@ -47,6 +53,7 @@ export async function start(config: Config, log: Logger): Promise<RunningRouter>
     batch: config.MOAT_SCHEDULER_BATCH,
     publishLeaseMs: config.MOAT_PUBLISH_LEASE_MS,
     queuedRepublishMs: config.MOAT_QUEUED_REPUBLISH_MS,
+    holdDuePaused: () => queueControl.holdDuePaused(),
     log,
   });
   try {
