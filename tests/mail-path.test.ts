@@ -154,7 +154,7 @@ describe('the mail path', () => {
     await down.stop();
   });
 
-  it('when a recipient gets 5xx, then its fate is failed and tracking shows the exact remote reply', async () => {
+  it('when a recipient gets 5xx, then it is bounced and tracking shows the exact remote reply', async () => {
     const picky = new CustomerServer({ rcptReply: (r) => (r.startsWith('nobody@') ? [550, '5.1.1 <nobody> User unknown in virtual mailbox table'] : null) });
     await picky.start();
     const domain = `f${uniq()}.example`;
@@ -166,12 +166,13 @@ describe('the mail path', () => {
     const msg = await eventually(async () => {
       const m = await api.request('GET', `/api/v1/messages/${messageId}`);
       const statuses = (m.body?.recipients ?? []).map((r: { status: string }) => r.status).sort();
-      return statuses.join() === 'delivered,failed' ? m.body : null;
+      // failed, then bounced once the DSN to the sender is made (tests/bounces.test.ts follows it).
+      return statuses.join() === 'bounced,delivered' ? m.body : null;
     });
     const failed = msg.recipients.find((r: { rcpt: string }) => r.rcpt === `nobody@${domain}`);
     expect(JSON.stringify(failed.lastReply)).toContain('User unknown in virtual mailbox table');
     const types = msg.timeline.map((e: { type: string }) => e.type);
-    expect(types).toEqual(expect.arrayContaining(['accepted', 'filtered', 'delivery_requested', 'delivery_attempt']));
+    expect(types).toEqual(expect.arrayContaining(['accepted', 'filtered', 'delivery_requested', 'delivery_attempt', 'bounced']));
     const routed = msg.timeline.find((e: { type: string }) => e.type === 'delivery_requested');
     expect(routed.detail.pool).toBe('default');
     expect(routed.detail.destination).toContain(`127.0.0.1:${picky.port}`);

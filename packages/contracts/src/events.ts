@@ -118,12 +118,30 @@ export type DeliveryResultPayload = z.infer<typeof deliveryResultPayload>;
 export const trackingKind = z.enum(['routed', 'retry_scheduled', 'failed', 'bounced', 'quarantined', 'rejected', 'archived', 'parked', 'expired']);
 export type TrackingKind = z.infer<typeof trackingKind>;
 
+/**
+ * A message Moat wrote itself (a DSN): no message.accepted announces it, so the event that
+ * reports it being generated (kind `routed`) carries what tracking shows of a message.
+ */
+export const generatedMessage = z.object({
+  direction,
+  /** `''` for a DSN (MAIL FROM:<>). */
+  mailFrom: address,
+  rcptTo: z.array(address).min(1),
+  subject: z.string(),
+  size: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  receivedAt: z.string().datetime({ offset: true }),
+});
+export type GeneratedMessage = z.infer<typeof generatedMessage>;
+
 export const messageEventPayload = z.object({
   messageId: z.string().uuid(),
   tenantId: z.string().uuid().nullable(),
   kind: trackingKind,
   rcpt: z.array(address).default([]),
   detail: z.record(z.string(), z.unknown()).default({}),
+  /** Only on the `routed` event of a message Moat generated (optional: older events lack it). */
+  generated: generatedMessage.optional(),
 });
 export type MessageEventPayload = z.infer<typeof messageEventPayload>;
 

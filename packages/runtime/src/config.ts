@@ -118,7 +118,10 @@ export const dnsConfigShape = {
   MOAT_DNS_MODE: z.enum(['system', 'static']).default('system'),
   /** Resolver addresses for `system` mode (empty: the machine's resolv.conf). */
   MOAT_DNS_SERVERS: envList.default([]),
-  /** JSON file of records for `static` mode: { "name": { "TXT": [["v=spf1 …"]], "MX": [{ "exchange": …, "priority": … }] } }. */
+  /**
+   * JSON file of records for `static` mode: { "name": { "TXT": [["v=spf1 …"]], "MX": [{ "exchange": …, "priority": … }] } };
+   * a type may instead name a failure to simulate ("SERVFAIL", "TIMEOUT", …). See StaticZone in dns.ts.
+   */
   MOAT_DNS_STATIC_FILE: z.string().optional(),
   MOAT_DNS_TIMEOUT_MS: envInt(100, 60_000).default(5_000),
 };

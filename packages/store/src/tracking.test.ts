@@ -84,6 +84,47 @@ describe('projectEvents', () => {
     expect(batch.events[0]!.at).toBe(at(5));
   });
 
+  it('when Moat generated a message (a DSN), then its routed event makes a full outbound message row that a later request does not replace', () => {
+    const generated: AnyEvent = {
+      v: 1,
+      id: '00000000-0000-4000-8000-000000000007',
+      type: 'message.event',
+      occurredAt: at(2),
+      producer: 'router',
+      payload: {
+        messageId,
+        tenantId,
+        kind: 'routed',
+        rcpt: [],
+        detail: { dsnFor: '9a1c8a56-3b0e-4a58-9a0c-2a6f1f0f3f11' },
+        generated: { direction: 'outbound', mailFrom: '', rcptTo: ['bob@x.example'], subject: 'Undelivered Mail Returned to Sender', size: 1234, sha256: 'b'.repeat(64), receivedAt: at(1) },
+      },
+    };
+    for (const order of [[generated, requested('00000000-0000-4000-8000-000000000008', 3)], [requested('00000000-0000-4000-8000-000000000008', 3), generated]]) {
+      const batch = projectEvents(order);
+      expect(batch.messages).toEqual([
+        expect.objectContaining({ messageId, tenantId, direction: 'outbound', mailFrom: '', subject: 'Undelivered Mail Returned to Sender', size: 1234, receivedAt: at(1) }),
+      ]);
+      expect(batch.placeholders).toEqual([]);
+      expect(batch.recipients).toEqual([expect.objectContaining({ rcpt: 'bob@x.example', status: 'queued' })]);
+    }
+  });
+
+  it('when a failed recipient is then bounced, then it ends bounced with the reply the bounce event carries', () => {
+    const failed = result('00000000-0000-4000-8000-000000000009', 5, 'failed', 'User unknown');
+    const bounced: AnyEvent = {
+      v: 1,
+      id: '00000000-0000-4000-8000-00000000000a',
+      type: 'message.event',
+      occurredAt: at(6),
+      producer: 'router',
+      payload: { messageId, tenantId, kind: 'bounced', rcpt: ['bob@x.example'], detail: { reason: 'failed', reply: { code: 550, enhanced: '5.1.1', text: 'User unknown' } } },
+    };
+    for (const order of [[failed, bounced], [bounced, failed]]) {
+      expect(projectEvents(order).recipients).toEqual([expect.objectContaining({ status: 'bounced', reply: { code: 550, enhanced: '5.1.1', text: 'User unknown' } })]);
+    }
+  });
+
   it('when only a delivery request is known, then it contributes a placeholder message row', () => {
     const batch = projectEvents([requested('00000000-0000-4000-8000-000000000006', 3)]);
     expect(batch.messages).toEqual([]);

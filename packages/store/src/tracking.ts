@@ -240,9 +240,33 @@ export function projectEvent(event: AnyEvent): Projection {
       const status = statusByKind[p.kind];
       const parsedReply = smtpReply.safeParse(p.detail.reply);
       const reply = parsedReply.success ? parsedReply.data : null;
+      const g = p.generated;
+      // A message Moat generated (a DSN) has no message.accepted: this event is its row, and its
+      // recipients start as received, as an accepted message's do.
+      const generated: Pick<Projection, 'message' | 'recipients'> | null = g
+        ? {
+            message: {
+              messageId: p.messageId,
+              tenantId: p.tenantId,
+              direction: g.direction,
+              mailFrom: g.mailFrom,
+              clientIp: null,
+              helo: null,
+              tls: null,
+              size: g.size,
+              sha256: g.sha256,
+              subject: g.subject,
+              verdict: null,
+              receivedAt: g.receivedAt,
+              at,
+            },
+            recipients: g.rcptTo.map((rcpt) => ({ messageId: p.messageId, rcpt, status: 'received' as const, reply: null, at, eventId: event.id })),
+          }
+        : null;
       return {
         event: { ...base, messageId: p.messageId, type: p.kind, rcpts: p.rcpt, detail: { kind: p.kind, detail: p.detail } },
-        recipients: status ? p.rcpt.map((rcpt) => ({ messageId: p.messageId, rcpt, status, reply, at, eventId: event.id })) : [],
+        recipients: [...(generated?.recipients ?? []), ...(status ? p.rcpt.map((rcpt) => ({ messageId: p.messageId, rcpt, status, reply, at, eventId: event.id })) : [])],
+        ...(generated?.message ? { message: generated.message } : {}),
         ...(status && p.rcpt.length === 0 ? { wholeMessage: { messageId: p.messageId, status, at } } : {}),
       };
     }

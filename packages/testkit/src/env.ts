@@ -55,7 +55,12 @@ export async function createTestEnv(extra: Record<string, string> = {}): Promise
 
 /** A pg pool on the test schema, for assertions. */
 export function testPool(t: TestEnv): pg.Pool {
-  return new pg.Pool({ connectionString: t.env.MOAT_DATABASE_URL, options: `-c search_path=${t.id},public`, max: 4 });
+  const pool = new pg.Pool({ connectionString: t.env.MOAT_DATABASE_URL, options: `-c search_path=${t.id},public`, max: 4 });
+  // A Postgres restart (the chaos suite, run on the same machine) ends idle connections: pg then
+  // emits 'error' on the pool, which without a listener is an uncaught exception that fails the
+  // run. The pool drops the connection by itself and the next query opens a new one.
+  pool.on('error', () => {});
+  return pool;
 }
 
 /** Polls until fn returns a truthy value, or throws with the last value after timeoutMs. */

@@ -3,3 +3,4 @@ export * from './customer-server.js';
 export * from './tcp-proxy.js';
 export * from './smtp-client.js';
 export * from './events.js';
+export * from './dns-zone.js';

@@ -1,11 +1,16 @@
+import { hostname } from 'node:os';
 import { z } from 'zod';
-import { baseConfigShape, envInt } from '@moat/runtime';
+import { baseConfigShape, dnsConfigShape, envInt, masterKeyShape } from '@moat/runtime';
 
 /** A pool name becomes part of a routing key and a queue name (`delivery.requested.<pool>`, `sender.<pool>`). */
 export const poolName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,40}$/, 'lower-case letters, digits, _ and -');
 
 export const configSchema = z.object({
   ...baseConfigShape,
+  // The router reads originals (for the headers a DSN reports) and stores DSNs: the message key.
+  ...masterKeyShape,
+  // MX lookups of outbound mail and DSNs.
+  ...dnsConfigShape,
   /** How long a domain → routes lookup is reused (ms); route changes take effect within this bound. 0: no cache. */
   MOAT_ROUTE_CACHE_MS: envInt(0, 3_600_000).default(5_000),
   /** Pool whose senders deliver inbound mail to customers' servers. */
@@ -26,5 +31,13 @@ export const configSchema = z.object({
   MOAT_QUEUED_REPUBLISH_MS: envInt(1_000, 7 * 86_400_000).default(3_600_000),
   /** Rows the scheduler takes per query and kind. */
   MOAT_SCHEDULER_BATCH: envInt(1, 10_000).default(100),
+  /** Port of the mail exchangers that MX routing finds (25; tests point it at a local server). */
+  MOAT_MX_PORT: envInt(1, 65535).default(25),
+  /** How long a domain's MX answer is reused (ms). Failed lookups are never reused. 0: no cache. */
+  MOAT_MX_CACHE_MS: envInt(0, 86_400_000).default(60_000),
+  /** Host name in DSNs: Reporting-MTA, MAILER-DAEMON@<host>, Message-ID. */
+  MOAT_DSN_REPORTING_MTA: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/, 'a host name (letters, digits, dots, hyphens)').default(hostname()),
+  /** One delay warning (DSN, Action: delayed) per delivery still deferred this long after routing (4 h); 0: none. */
+  MOAT_DSN_DELAY_WARNING_MS: envInt(0, 60 * 86_400_000).default(4 * 3_600_000),
 });
 export type Config = z.infer<typeof configSchema>;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Route } from '@moat/contracts';
 import { destinationKey, groupByDestination, recipientDomain } from './destinations.js';
+import { unresolvedDomain } from './unresolved.js';
 
 const r = (host: string, port: number, priority: number): Route => ({ host, port, priority });
 
@@ -65,6 +66,18 @@ describe('groupByDestination', () => {
     expect(unrouted.map((u) => u.rcpt)).toEqual(['x@gone.example', 'y@noroute.example', 'postmaster']);
     expect(unrouted[0]!.reason).toMatch(/not a protected domain/);
     expect(unrouted[1]!.reason).toMatch(/no route/);
+  });
+
+  it('when a domain’s MX could not be resolved now, then its recipients share one row without routes, keyed by the domain', () => {
+    const later = (d: string) => (d === 'dns-down.example' ? ('resolve-later' as const) : lookup(d));
+    const { groups, unrouted } = groupByDestination(['x@dns-down.example', 'z@a.example', 'y@DNS-down.example'], later);
+    expect(unrouted).toEqual([]);
+    expect(groups.map((g) => [g.destination, g.routes, g.rcpts])).toEqual([
+      ['mx:dns-down.example', [], ['x@dns-down.example', 'y@DNS-down.example']],
+      ['mx.a.example:25/10', [r('mx.a.example', 25, 10)], ['z@a.example']],
+    ]);
+    expect(unresolvedDomain(groups[0]!.destination)).toBe('dns-down.example');
+    expect(unresolvedDomain(groups[1]!.destination)).toBeNull();
   });
 
   it('when a recipient is listed twice, then it is delivered once', () => {

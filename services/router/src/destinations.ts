@@ -1,13 +1,28 @@
 import type { Route } from '@moat/contracts';
 import { normalizeDomain, sortRoutes } from '@moat/store';
+import { unresolvedDestination } from './unresolved.js';
 
 /** Recipients that share a route set go to the same servers: one delivery, one SMTP transaction. */
 export interface DestinationGroup {
   /** Canonical key of the route set, see destinationKey. */
   destination: string;
-  /** In delivery order (priority, then host, then port). */
+  /** In delivery order (priority, then host, then port); empty when resolved at each attempt (see unresolved.ts). */
   routes: Route[];
   rcpts: string[];
+}
+
+/** A message to route (a filtered one, or a DSN): what the router needs of it. */
+export interface RoutingInput {
+  messageId: string;
+  tenantId: string;
+  /** Partition key of the message store (its store reference's receivedAt). */
+  receivedAt: Date;
+  direction: 'inbound' | 'outbound';
+  mailFrom: string;
+  rcptTo: string[];
+  prependHeaders: string;
+  /** Bytes on the wire: prepended headers and the stored message. */
+  size: number;
 }
 
 export interface Unrouted {
@@ -16,8 +31,12 @@ export interface Unrouted {
   reason: string;
 }
 
-/** What the router knows about a recipient domain: its routes, or null when it is not protected. */
-export type RouteLookup = (domain: string) => Route[] | null;
+/**
+ * What the router knows about a recipient domain: its routes; `resolve-later` when they come
+ * from DNS that gave no usable answer now (the MX is looked up again at each attempt); or null
+ * when it is not protected and not routed by MX.
+ */
+export type RouteLookup = (domain: string) => Route[] | 'resolve-later' | null;
 
 /** The domain part of an envelope address (after the last @, RFC 5321 §4.1.2), normalised; null without one. */
 export function recipientDomain(address: string): string | null {
@@ -73,6 +92,17 @@ export function groupByDestination(rcpts: string[], lookup: RouteLookup): { grou
       continue;
     }
     const routes = lookup(domain);
+    if (routes === 'resolve-later') {
+      // One row per such domain: its recipients will share whatever the MX turns out to be.
+      const key = unresolvedDestination(domain);
+      let group = groups.get(key);
+      if (!group) {
+        group = { destination: key, routes: [], rcpts: [] };
+        groups.set(key, group);
+      }
+      group.rcpts.push(rcpt);
+      continue;
+    }
     if (routes === null) {
       unrouted.push({ rcpt, cause: 'not-protected', reason: `${domain} is not a protected domain (any more)` });
       continue;

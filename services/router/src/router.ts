@@ -1,8 +1,11 @@
 import { routingKeys, type AnyEvent, type DeliveryResultPayload, type MessageFilteredPayload, type Route, type TrackingKind } from '@moat/contracts';
 import { uuidFrom, type Broker, type Logger } from '@moat/runtime';
-import type { Delivery, NewDelivery } from '@moat/store';
+import type { Delivery, MessageStore, NewDelivery } from '@moat/store';
 import type { RouterDeliveries } from './batched-deliveries.js';
-import { groupByDestination, recipientDomain, type Unrouted } from './destinations.js';
+import { groupByDestination, recipientDomain, type RoutingInput, type Unrouted } from './destinations.js';
+import { DsnIssuer } from './dsn-issuer.js';
+import type { MailRoutes } from './mx.js';
+import { fateEvents, noticeFor } from './notices.js';
 import type { RequestPublisher } from './requests.js';
 import { decideResult, type ResultPolicy } from './result.js';
 
@@ -13,6 +16,20 @@ export interface RouterOptions {
   publisher: RequestPublisher;
   /** Routes of a protected domain, or null when it is not protected (cached by the caller). */
   findRoutes: (domain: string) => Promise<Route[] | null>;
+  /**
+   * MX routing (RFC 5321 §5.1) of a domain Moat does not protect: outbound mail and DSNs. Without
+   * it such recipients fail as unroutable.
+   */
+  mailRoutes?: (domain: string) => Promise<MailRoutes>;
+  /** DSNs: where the originals are read and the DSNs stored, and who signs them. Without it none are sent. */
+  bounces?: {
+    store: Pick<MessageStore, 'get' | 'put'>;
+    reportingMta: string;
+    /** One delay warning per delivery still deferred this long after routing; 0: none. */
+    delayWarningMs: number;
+    /** The deliveries of a message (unbatched: only delay warnings ask). */
+    deliveriesOf: (messageId: string) => Promise<Delivery[]>;
+  };
   pool: string;
   policy: ResultPolicy;
   log: Logger;
@@ -26,15 +43,27 @@ export interface RouterOptions {
 
 /**
  * The router's two consumers (queue `router`): message.filtered → deliveries, delivery.result →
- * done / retry / expired. Both are idempotent: ids derive from the input event, each row
- * transition is conditional on (id, attempt, status), and every event is published before the
- * state change that would make a redelivery skip it.
+ * done / retry / expired, and DSNs for what failed. Both are idempotent: ids derive from the
+ * input event, each row transition is conditional on (id, attempt, status), and every event (and
+ * DSN) is published before the state change that would make a redelivery skip it.
  */
 export class DeliveryRouter {
   private readonly now: () => Date;
+  private readonly dsn: DsnIssuer | null;
 
   constructor(private readonly opts: RouterOptions) {
     this.now = opts.now ?? (() => new Date());
+    const b = opts.bounces;
+    this.dsn = b
+      ? new DsnIssuer({
+          broker: opts.broker,
+          store: b.store,
+          routeAndPublish: (input) => this.routeAndPublish(input),
+          deliveriesOf: b.deliveriesOf,
+          reportingMta: b.reportingMta,
+          log: opts.log,
+        })
+      : null;
   }
 
   async handle(event: AnyEvent): Promise<void> {
@@ -56,12 +85,30 @@ export class DeliveryRouter {
       await this.publishTrackingEvent(uuidFrom(p.messageId, 'router', kind), p.messageId, p.tenantId, kind, p.rcptTo, { score: p.score, reasons: p.reasons });
       return;
     }
-    const deliveries = await this.route(p);
-    // First attempts are written 'queued' and published here. On a redelivered message.filtered
-    // the attempt-1 rows still waiting for a sender are published again (the previous pass may
-    // have died before its publish was confirmed; a sender claims an attempt once, so a second
-    // request is harmless). Rows past that are with a sender or the scheduler already.
+    await this.routeAndPublish({
+      messageId: p.messageId,
+      tenantId: p.tenantId,
+      receivedAt: new Date(p.store.receivedAt),
+      direction: p.direction,
+      mailFrom: p.mailFrom,
+      rcptTo: p.rcptTo,
+      prependHeaders: p.prependHeaders,
+      size: Buffer.byteLength(p.prependHeaders) + p.size,
+    });
+  }
+
+  /**
+   * Routes a message (a filtered one, or a DSN) and publishes its first attempts. First attempts
+   * are written 'queued' and published here. When the same message comes again (a redelivered
+   * message.filtered, a DSN re-issued after a crash) the attempt-1 rows still waiting for a
+   * sender are published again (the previous pass may have died before its publish was
+   * confirmed; a sender claims an attempt once, so a second request is harmless). Rows past that
+   * are with a sender or the scheduler already.
+   */
+  async routeAndPublish(input: RoutingInput): Promise<void> {
+    const deliveries = await this.route(input);
     const waiting = deliveries.filter((d) => d.attempt === 1 && (d.status === 'queued' || d.status === 'publishing'));
+    // A paused destination (queue control) gets its rows held instead of published.
     const paused = this.opts.holdIfPaused && waiting.length > 0 ? await this.opts.holdIfPaused(waiting.map((d) => d.id)) : new Set<string>();
     await Promise.all(waiting.filter((d) => !paused.has(d.id)).map((d) => this.opts.publisher.publishAttempt(d)));
   }
@@ -69,13 +116,23 @@ export class DeliveryRouter {
   /**
    * The routing decision: the rows written by the first pass over this message, or, when there
    * is none yet, the rows of this pass (one round trip either way, see createForMessage).
+   * A protected domain goes to its routes; any other domain of an outbound message (or a DSN)
+   * to its MX, resolved now so that recipients share a transaction per MX set. When DNS gives no
+   * usable answer now, the recipients of that domain still get a row, resolved again at each
+   * attempt (see unresolved.ts): a DNS outage defers them, a definitive answer fails (and
+   * bounces) them through the same path as a server's 5xx.
    */
-  private async route(p: MessageFilteredPayload): Promise<Delivery[]> {
-    const routesByDomain = new Map<string, Route[] | null>();
-    for (const rcpt of p.rcptTo) {
-      const domain = recipientDomain(rcpt);
-      if (domain !== null && !routesByDomain.has(domain)) routesByDomain.set(domain, await this.opts.findRoutes(domain));
-    }
+  private async route(p: RoutingInput): Promise<Delivery[]> {
+    const domains = [...new Set(p.rcptTo.map(recipientDomain).filter((d): d is string => d !== null))];
+    const answers = await Promise.all(
+      domains.map(async (domain): Promise<Route[] | 'resolve-later' | null> => {
+        const routes = await this.opts.findRoutes(domain);
+        if (routes !== null || p.direction !== 'outbound' || !this.opts.mailRoutes) return routes;
+        const mx = await this.opts.mailRoutes(domain);
+        return mx.kind === 'routes' ? mx.routes : 'resolve-later';
+      }),
+    );
+    const routesByDomain = new Map(domains.map((d, i) => [d, answers[i]!]));
     const { groups, unrouted } = groupByDestination(p.rcptTo, (domain) => routesByDomain.get(domain) ?? null);
     if (unrouted.length > 0) {
       // Final fates of unroutable recipients are published before the rows are written: once
@@ -91,27 +148,22 @@ export class DeliveryRouter {
       id: uuidFrom(p.messageId, g.destination),
       messageId: p.messageId,
       tenantId: p.tenantId,
-      receivedAt: new Date(p.store.receivedAt),
+      receivedAt: p.receivedAt,
       pool: this.opts.pool,
       destination: g.destination,
       routes: g.routes,
       mailFrom: p.mailFrom,
       rcpts: g.rcpts,
       prependHeaders: p.prependHeaders,
-      size: Buffer.byteLength(p.prependHeaders) + p.size,
+      size: p.size,
     }));
     const { deliveries } = await this.opts.deliveries.createForMessage(p.messageId, rows);
     return deliveries;
   }
 
-  private async publishUnrouted(p: MessageFilteredPayload, unrouted: Unrouted[]): Promise<void> {
+  private async publishUnrouted(p: RoutingInput, unrouted: Unrouted[]): Promise<void> {
     const byReason = new Map<string, string[]>();
-    for (const u of unrouted) {
-      // Outbound mail to other organisations' domains is routed by MX, which this router does
-      // not do yet: say so instead of calling the domain "deleted".
-      const reason = u.cause === 'not-protected' && p.direction === 'outbound' ? `${u.reason}; delivery to external domains (MX routing) is not available` : u.reason;
-      byReason.set(reason, [...(byReason.get(reason) ?? []), u.rcpt]);
-    }
+    for (const u of unrouted) byReason.set(u.reason, [...(byReason.get(u.reason) ?? []), u.rcpt]);
     for (const [reason, rcpts] of byReason) {
       await this.publishTrackingEvent(uuidFrom(p.messageId, 'router', 'unrouted', reason), p.messageId, p.tenantId, 'failed', rcpts, { reason });
     }
@@ -123,13 +175,20 @@ export class DeliveryRouter {
       this.opts.log.debug({ deliveryId: r.deliveryId, attempt: r.attempt, rowAttempt: row?.attempt, status: row?.status }, 'duplicate or superseded delivery.result; ignoring');
       return;
     }
-    const decision = decideResult(row, r, this.now(), this.opts.policy);
+    const now = this.now();
+    const decision = decideResult(row, r, now, this.opts.policy);
+    // The DSN, then the tracking events, then the row: everything before the row changes, since
+    // a redelivered result (router killed in between) is ignored once the row has moved on. Each
+    // step is idempotent (deterministic ids), so the redelivery repeats them harmlessly and the
+    // DSN is delivered once.
+    const notice = this.dsn ? noticeFor(row, r, decision, now, { delayWarningMs: this.opts.bounces!.delayWarningMs, lifetimeMs: this.opts.policy.lifetimeMs }) : null;
+    if (notice) await this.dsn!.issue(row, r, notice);
     // Published before the row changes: if the update below is lost (crash), the redelivered
     // result publishes the same event ids again; the other way round a fate could vanish.
-    for (const e of decision.events) await this.publishTrackingEvent(e.id, row.messageId, row.tenantId, e.kind, e.rcpt, e.detail);
+    for (const e of fateEvents(row, decision, notice)) await this.publishTrackingEvent(e.id, row.messageId, row.tenantId, e.kind, e.rcpt, e.detail);
     const applied = await this.opts.deliveries.applyResult(row.id, row.attempt, decision.application);
     this.opts.log.debug(
-      { deliveryId: row.id, attempt: row.attempt, finished: decision.finished.length, remaining: decision.remaining.length, status: decision.application.status, applied },
+      { deliveryId: row.id, attempt: row.attempt, finished: decision.finished.length, remaining: decision.remaining.length, status: decision.application.status, dsn: notice?.action ?? null, applied },
       'delivery result applied',
     );
   }

@@ -1,9 +1,10 @@
 import { queues } from '@moat/contracts';
-import { connectDependencies, type Logger, type RunningService } from '@moat/runtime';
-import { DeliveryRepository, QueueControlRepository, TenantRepository, TtlCache } from '@moat/store';
+import { connectDependencies, createResolver, type Logger, type RunningService } from '@moat/runtime';
+import { DeliveryRepository, keyringFromConfig, MessageStore, QueueControlRepository, TenantRepository, TtlCache } from '@moat/store';
 import type { Route } from '@moat/contracts';
 import { BatchedDeliveries } from './batched-deliveries.js';
 import type { Config } from './config.js';
+import { MailRouteCache, resolveMailRoutes, type MailRoutes } from './mx.js';
 import { RequestPublisher } from './requests.js';
 import { DeliveryRouter } from './router.js';
 import { Scheduler } from './scheduler.js';
@@ -22,7 +23,10 @@ export async function start(config: Config, log: Logger): Promise<RunningRouter>
   const tenants = new TenantRepository(deps.pool);
   const deliveries = new DeliveryRepository(deps.pool);
   const routeCache = new TtlCache<Route[] | null>(config.MOAT_ROUTE_CACHE_MS);
-  const publisher = new RequestPublisher(deps.broker, deliveries);
+  const resolve = createResolver({ mode: config.MOAT_DNS_MODE, servers: config.MOAT_DNS_SERVERS, staticFile: config.MOAT_DNS_STATIC_FILE, timeoutMs: config.MOAT_DNS_TIMEOUT_MS });
+  const mxCache = new MailRouteCache((domain) => resolveMailRoutes(domain, resolve, config.MOAT_MX_PORT), config.MOAT_MX_CACHE_MS);
+  const mailRoutes = (domain: string): Promise<MailRoutes> => mxCache.get(domain);
+  const publisher = new RequestPublisher(deps.broker, deliveries, { mailRoutes, claimLeaseMs: config.MOAT_PUBLISH_LEASE_MS, log });
   // Routing decisions of concurrent message.filtered events, and reads and transitions of
   // concurrent delivery.results, share statements (group commit); a batch holds at most what
   // the consumer has in flight.
@@ -41,6 +45,13 @@ export async function start(config: Config, log: Logger): Promise<RunningRouter>
       const load = async () => (await tenants.findDomainByName(domain))?.routes ?? null;
       // "Not protected" fails the recipient for good: never take that answer from the cache.
       return (await routeCache.get(domain, load)) ?? (await load());
+    },
+    mailRoutes,
+    bounces: {
+      store: new MessageStore(deps.pool, keyringFromConfig(config)),
+      reportingMta: config.MOAT_DSN_REPORTING_MTA,
+      delayWarningMs: config.MOAT_DSN_DELAY_WARNING_MS,
+      deliveriesOf: (messageId) => deliveries.forMessage(messageId),
     },
     pool: config.MOAT_DEFAULT_POOL,
     policy: { retry: { baseMs: config.MOAT_RETRY_BASE_MS, maxMs: config.MOAT_RETRY_MAX_MS }, lifetimeMs: config.MOAT_QUEUE_LIFETIME_MS },

@@ -24,7 +24,8 @@ export interface Harness {
   events: AnyEvent[];
   router: router.RunningRouter | null;
   sender: sender.RunningSender | null;
-  startRouter(): Promise<void>;
+  /** Starts the router, with these settings on top of the harness's (e.g. after changing the DNS zone). */
+  startRouter(extra?: Record<string, string>): Promise<void>;
   startSender(): Promise<void>;
   /** A tenant with one protected domain routed to the given servers; returns the tenant id. */
   protect(domain: string, routes: Route[]): Promise<string>;
@@ -41,6 +42,8 @@ export interface FeedOptions {
   raw?: Buffer;
   mailFrom?: string;
   verdict?: Verdict;
+  /** Inbound by default; outbound mail to unprotected domains is routed by MX. */
+  direction?: 'inbound' | 'outbound';
 }
 
 export interface Fed {
@@ -86,8 +89,8 @@ export async function startHarness(opts: { router?: Record<string, string>; send
     events,
     router: null,
     sender: null,
-    async startRouter() {
-      h.router = await router.start(loadConfig(router.configSchema, { ...t.env, ...fastRetries, ...opts.router }), silentLog);
+    async startRouter(extra = {}) {
+      h.router = await router.start(loadConfig(router.configSchema, { ...t.env, ...fastRetries, ...opts.router, ...extra }), silentLog);
     },
     async startSender() {
       h.sender = await sender.start(loadConfig(sender.configSchema, { ...t.env, ...fastRetries, MOAT_EHLO_NAME: 'moat.test', ...opts.sender }), silentLog);
@@ -111,7 +114,7 @@ export async function startHarness(opts: { router?: Record<string, string>; send
       const payload: MessageFilteredPayload = {
         messageId,
         tenantId: f.tenantId,
-        direction: 'inbound',
+        direction: f.direction ?? 'inbound',
         store: ref,
         mailFrom: f.mailFrom ?? 's@outside.test',
         rcptTo: f.rcpts,
