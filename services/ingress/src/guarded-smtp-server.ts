@@ -54,6 +54,36 @@ export class GuardedSmtpServer extends SMTPServer {
   }
 }
 
+/** An enhanced status code (RFC 3463) at the start of a reply text: `5.7.1 …`. */
+const leadingEnhancedCode = /^[245]\.\d{1,3}\.\d{1,3}(?: |$)/;
+
+/**
+ * The `context` smtp-server gets for a reply: false (add no enhanced status code) when the text
+ * carries its own — every reply of ours does (replies.ts) — and for the greeting (RFC 2034 §3:
+ * not in the 220 banner); otherwise smtp-server's, so that its own replies (503 bad sequence,
+ * 421 too many clients, 552 for MAIL FROM SIZE=…) carry one too, as EHLO promises.
+ */
+export function enhancedContext(code: number, data: string | string[] | null | undefined, context: string | false | undefined): string | false | undefined {
+  const first = Array.isArray(data) ? data[0] : data;
+  if (code === 220 || code === 354) return false;
+  if (typeof first === 'string' && leadingEnhancedCode.test(first)) return false;
+  return context;
+}
+
+/**
+ * smtp-server's mapping picks a code from the reply code alone; for three of its own replies that
+ * code would mislead: the shutdown and the client limit are not a dropped connection (4.4.2) but
+ * a system not accepting mail (RFC 3463 4.3.2) and a policy limit (4.7.0), and MAIL FROM SIZE=
+ * over the limit is a message too big for the system (5.3.4), not a full mailbox (5.2.2).
+ */
+export function withOwnCode(code: number, text: string): string {
+  if (leadingEnhancedCode.test(text)) return text;
+  if (code === 421 && /shutting down/i.test(text)) return `4.3.2 ${text}`;
+  if (code === 421 && /too many connected clients/i.test(text)) return `4.7.0 ${text}`;
+  if (code === 552 && /maximum message size/i.test(text)) return `5.3.4 ${text}`;
+  return text;
+}
+
 class GuardedConnection extends SMTPConnection {
   // NB: smtp-server's constructor calls _createParser() before these fields exist; it only
   // needs the server's limits.
@@ -107,7 +137,8 @@ class GuardedConnection extends SMTPConnection {
       this.guard.log.info({ client: this.remoteAddress, why: 'idle timeout' }, 'smtp session ended by a limit');
       data = replies.idleTimeout().message;
     }
-    super.send(code, data, context);
+    if (typeof data === 'string') data = withOwnCode(code, data);
+    super.send(code, data, enhancedContext(code, data, context));
     if (code >= 500 && this._ready && !this._closing && this.counters.errorReply()) this.endSession(replies.tooManyErrors(), 'too many errors');
   }
 

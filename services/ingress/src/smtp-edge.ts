@@ -74,9 +74,9 @@ export class SmtpEdge {
       disableReverseLookup: true,
       // RFC 1870: advertised in EHLO and checked against MAIL FROM SIZE=; DATA is checked in onData.
       size: opts.maxMessageBytes,
-      // smtp-server picks the enhanced status code from the reply code alone (550 → 5.1.1), which
-      // would put a wrong code in front of ours: our replies carry their own (see replies.ts).
-      hideENHANCEDSTATUSCODES: true,
+      // Every reply carries an enhanced status code (RFC 2034): ours their own (replies.ts),
+      // smtp-server's its mapping — GuardedConnection keeps the two from stacking.
+      hideENHANCEDSTATUSCODES: false,
       maxClients: opts.maxClients,
       closeTimeout: opts.closeTimeoutMs,
       // The idle timeout (socketTimeout) and the command line limit come from `limits`

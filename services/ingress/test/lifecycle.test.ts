@@ -98,7 +98,7 @@ describe('ingress lifecycle', () => {
     const event = await eventually(() => probe.events.find((e) => e.payload.messageId === queuedId(queued)));
     expect(event.payload.rcptTo).toEqual(to);
     // smtp-server refuses anything new once closing (RFC 5321 §3.8: 421, closing the channel).
-    expect(await dialog.command('MAIL FROM:<sender@outside.example>')).toBe('421 Server shutting down');
+    expect(await dialog.command('MAIL FROM:<sender@outside.example>')).toBe('421 4.3.2 Server shutting down');
     dialog.close();
     await stopped;
   });

@@ -164,8 +164,8 @@ describe('ingress memory', () => {
     const { dialog } = await SmtpDialog.open(ingress.smtpPort);
     try {
       expect(await dialog.command('EHLO client.test')).toMatch(/^250-/);
-      expect(await dialog.command('MAIL FROM:<sender@outside.example>')).toBe('250 Accepted');
-      expect(await dialog.command('RCPT TO:<alice@a.example>')).toBe('250 Accepted');
+      expect(await dialog.command('MAIL FROM:<sender@outside.example>')).toMatch(/^250 2\.1\.[05] Accepted$/);
+      expect(await dialog.command('RCPT TO:<alice@a.example>')).toMatch(/^250 2\.1\.[05] Accepted$/);
       expect(await dialog.command('DATA')).toMatch(/^354 /);
       const ingressHolds = await whileInsertWaits(
         () => dialog.write(wire),
@@ -186,8 +186,8 @@ describe('ingress memory', () => {
     const { dialog } = await SmtpDialog.open(ingress.smtpPort);
     try {
       expect(await dialog.command('EHLO client.test')).toMatch(/^250-/);
-      expect(await dialog.command('MAIL FROM:<sender@outside.example>')).toBe('250 Accepted');
-      expect(await dialog.command('RCPT TO:<alice@a.example>')).toBe('250 Accepted');
+      expect(await dialog.command('MAIL FROM:<sender@outside.example>')).toMatch(/^250 2\.1\.[05] Accepted$/);
+      expect(await dialog.command('RCPT TO:<alice@a.example>')).toMatch(/^250 2\.1\.[05] Accepted$/);
       expect(await dialog.command('DATA')).toMatch(/^354 /);
       const chunk = Buffer.alloc(MiB, 'y');
       for (let i = 0; i < 79; i++) chunk.write('\r\n', i * 13_000, 'latin1');

@@ -57,8 +57,8 @@ async function session(localAddress?: string): Promise<SmtpDialog> {
 
 /** A clean transaction on an open session: 250 with a message id, and its event published. */
 async function deliver(dialog: SmtpDialog, body = 'clean'): Promise<Accepted> {
-  expect(await dialog.command('MAIL FROM:<sender@outside.example>')).toBe('250 Accepted');
-  expect(await dialog.command('RCPT TO:<alice@a.example>')).toBe('250 Accepted');
+  expect(await dialog.command('MAIL FROM:<sender@outside.example>')).toMatch(/^250 2\.1\.[05] Accepted$/);
+  expect(await dialog.command('RCPT TO:<alice@a.example>')).toMatch(/^250 2\.1\.[05] Accepted$/);
   expect(await dialog.command('DATA')).toMatch(/^354 /);
   dialog.write(`Subject: clean\r\n\r\n${body}\r\n.\r\n`);
   return eventFor(queuedId(await dialog.next()));
@@ -78,7 +78,7 @@ describe('SMTP limits on command lines', () => {
     try {
       expect(await dialog.command(`MAIL FROM:<${'a'.repeat(600)}@outside.example>`)).toBe('500 5.5.2 Line too long (more than 600 octets)');
       // MAIL never ran: RCPT has no transaction to join.
-      expect(await dialog.command('RCPT TO:<alice@a.example>')).toBe('503 Error: need MAIL command');
+      expect(await dialog.command('RCPT TO:<alice@a.example>')).toBe('503 5.5.1 Error: need MAIL command');
       await deliver(dialog);
     } finally {
       dialog.close();
@@ -103,7 +103,7 @@ describe('SMTP limits on command lines', () => {
     try {
       dialog.write('MAIL FROM:<sender@outside.example>\nRCPT TO:<alice@a.example>\r\n');
       expect(await dialog.next()).toBe('500 5.5.2 Command line with a bare CR or LF (RFC 5321 section 2.3.8); end lines with CRLF');
-      expect(await dialog.next()).toBe('503 Error: need MAIL command');
+      expect(await dialog.next()).toBe('503 5.5.1 Error: need MAIL command');
       // "DATA<LF>" must never open the data phase.
       dialog.write('DATA\n');
       expect(await dialog.next()).toMatch(/^500 5\.5\.2 Command line with a bare CR or LF/);
@@ -119,7 +119,7 @@ describe('SMTP limits on command lines', () => {
     try {
       dialog.write('NOOP\rMAIL FROM:<sender@outside.example>\r\n');
       expect(await dialog.next()).toBe('500 5.5.2 Command line with a bare CR or LF (RFC 5321 section 2.3.8); end lines with CRLF');
-      expect(await dialog.command('RCPT TO:<alice@a.example>')).toBe('503 Error: need MAIL command');
+      expect(await dialog.command('RCPT TO:<alice@a.example>')).toBe('503 5.5.1 Error: need MAIL command');
       await deliver(dialog);
     } finally {
       dialog.close();
@@ -131,7 +131,7 @@ describe('SMTP limits on command lines', () => {
     try {
       dialog.write('MAIL FROM:<sender\u0000@outside.example>\r\n');
       expect(await dialog.next()).toBe('500 5.5.2 Command line contains a NUL byte');
-      expect(await dialog.command('RCPT TO:<alice@a.example>')).toBe('503 Error: need MAIL command');
+      expect(await dialog.command('RCPT TO:<alice@a.example>')).toBe('503 5.5.1 Error: need MAIL command');
       await deliver(dialog);
     } finally {
       dialog.close();
@@ -145,11 +145,11 @@ describe('SMTP limits on command lines', () => {
       // Beyond RFC 2920 (DATA must end a group), but smtp-server has always taken it: what
       // follows DATA in the packet is the message, what follows the final dot commands again.
       dialog.write('MAIL FROM:<sender@outside.example>\r\nRCPT TO:<alice@a.example>\r\nDATA\r\nSubject: pipelined\r\n\r\nbody\r\n.\r\nQUIT\r\n');
-      expect(await dialog.next()).toBe('250 Accepted');
-      expect(await dialog.next()).toBe('250 Accepted');
+      expect(await dialog.next()).toMatch(/^250 2\.1\.[05] Accepted$/);
+      expect(await dialog.next()).toMatch(/^250 2\.1\.[05] Accepted$/);
       expect(await dialog.next()).toMatch(/^354 /);
       await eventFor(queuedId(await dialog.next()));
-      expect(await dialog.next()).toBe('221 Bye');
+      expect(await dialog.next()).toBe('221 2.0.0 Bye');
       await dialog.closed();
     } finally {
       dialog.close();
@@ -176,12 +176,12 @@ describe('SMTP limits on command lines', () => {
       expect(await dialog.command('MAIL FROM:<jörg@outside.example>')).toBe('553 5.6.7 Non-ASCII address without SMTPUTF8 (RFC 6531)');
       dialog.write('MAIL FROM:<j\xf6rg@outside.example> SMTPUTF8\r\n');
       expect(await dialog.next()).toBe('501 5.5.2 Command contains invalid UTF-8');
-      expect(await dialog.command('MAIL FROM:<sender@outside.example>')).toBe('250 Accepted');
+      expect(await dialog.command('MAIL FROM:<sender@outside.example>')).toMatch(/^250 2\.1\.[05] Accepted$/);
       expect(await dialog.command('RCPT TO:<jörg@a.example>')).toBe('553 5.6.7 Non-ASCII address without SMTPUTF8 (RFC 6531)');
-      expect(await dialog.command('RSET')).toBe('250 Flushed');
+      expect(await dialog.command('RSET')).toBe('250 2.0.0 Flushed');
 
-      expect(await dialog.command('MAIL FROM:<jörg@outside.example> SMTPUTF8')).toBe('250 Accepted');
-      expect(await dialog.command('RCPT TO:<jörg@a.example>')).toBe('250 Accepted');
+      expect(await dialog.command('MAIL FROM:<jörg@outside.example> SMTPUTF8')).toMatch(/^250 2\.1\.[05] Accepted$/);
+      expect(await dialog.command('RCPT TO:<jörg@a.example>')).toMatch(/^250 2\.1\.[05] Accepted$/);
       expect(await dialog.command('DATA')).toMatch(/^354 /);
       dialog.write('Subject: utf-8\r\n\r\nhello\r\n.\r\n');
       const event = await eventFor(queuedId(await dialog.next()));
@@ -220,7 +220,7 @@ describe('SMTP limits per session', () => {
   it('when a session collects the maximum of error replies, then the last one is followed by 421 4.7.0 and the close', async () => {
     const dialog = await session();
     try {
-      expect(await dialog.command('MAIL FROM:<sender@outside.example>')).toBe('250 Accepted');
+      expect(await dialog.command('MAIL FROM:<sender@outside.example>')).toMatch(/^250 2\.1\.[05] Accepted$/);
       for (let i = 1; i <= 4; i++) expect(await dialog.command(`RCPT TO:<user${i}@elsewhere.example>`)).toBe('550 5.7.1 Relaying denied');
       expect(await dialog.command('RCPT TO:<user5@elsewhere.example>')).toBe('550 5.7.1 Relaying denied');
       expect(await dialog.next()).toBe('421 4.7.0 Too many errors, closing connection');
@@ -236,7 +236,7 @@ describe('SMTP limits per session', () => {
     try {
       // EHLO was command 1 of 40.
       dialog.write('NOOP\r\n'.repeat(39) + 'NOOP\r\nMAIL FROM:<sender@outside.example>\r\n');
-      for (let i = 0; i < 39; i++) expect(await dialog.next()).toBe('250 OK');
+      for (let i = 0; i < 39; i++) expect(await dialog.next()).toBe('250 2.0.0 OK');
       expect(await dialog.next()).toBe('421 4.7.0 Too many commands in one session, closing connection');
       await dialog.closed();
       await expect(dialog.next(300)).rejects.toThrow('no SMTP reply');
@@ -271,8 +271,8 @@ describe('SMTP limits on message content', () => {
         [`${'X-Filler: 0123456789012345678901234567890123456789012345678901234567890123456789\r\n'.repeat(30)}\r\nbody\r\n`, '552 5.3.4 Message header exceeds 2048 octets'],
       ];
       for (const [message, reply] of refusals) {
-        expect(await dialog.command('MAIL FROM:<sender@outside.example>')).toBe('250 Accepted');
-        expect(await dialog.command('RCPT TO:<alice@a.example>')).toBe('250 Accepted');
+        expect(await dialog.command('MAIL FROM:<sender@outside.example>')).toMatch(/^250 2\.1\.[05] Accepted$/);
+        expect(await dialog.command('RCPT TO:<alice@a.example>')).toMatch(/^250 2\.1\.[05] Accepted$/);
         expect(await dialog.command('DATA')).toMatch(/^354 /);
         dialog.write(`${message}.\r\n`);
         expect(await dialog.next()).toBe(reply);

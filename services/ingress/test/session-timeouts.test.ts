@@ -91,8 +91,8 @@ describe('SMTP time limits', () => {
     let dripping: { stop(): void } | undefined;
     try {
       expect(await dialog.command('EHLO client.test')).toMatch(/^250-/);
-      expect(await dialog.command('MAIL FROM:<sender@outside.example>')).toBe('250 Accepted');
-      expect(await dialog.command('RCPT TO:<alice@a.example>')).toBe('250 Accepted');
+      expect(await dialog.command('MAIL FROM:<sender@outside.example>')).toMatch(/^250 2\.1\.[05] Accepted$/);
+      expect(await dialog.command('RCPT TO:<alice@a.example>')).toMatch(/^250 2\.1\.[05] Accepted$/);
       expect(await dialog.command('DATA')).toMatch(/^354 /);
       const since = Date.now();
       dripping = drip(dialog, 'Subject: slow\r\n\r\nslowly, slowly\r\n');

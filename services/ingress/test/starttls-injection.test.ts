@@ -103,7 +103,7 @@ describe('ingress against STARTTLS command injection', () => {
       // EHLO reply being the first reply inside TLS also shows no injected command answered.
       expect(await inside.command('EHLO client.test')).toMatch(/^250[- ]/);
       // 503 "need MAIL": no transaction exists, so the injected MAIL FROM never ran.
-      expect(await inside.command('RCPT TO:<alice@a.example>')).toBe('503 Error: need MAIL command');
+      expect(await inside.command('RCPT TO:<alice@a.example>')).toBe('503 5.5.1 Error: need MAIL command');
 
       expect(await inside.command('MAIL FROM:<sender@outside.example>')).toMatch(/^250 /);
       expect(await inside.command('RCPT TO:<alice@a.example>')).toMatch(/^250 /);
