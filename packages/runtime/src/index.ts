@@ -11,3 +11,4 @@ export * from './service.js';
 export * from './ids.js';
 export * from './telemetry.js';
 export * from './micro-batcher.js';
+export * from './pool-membership.js';

@@ -129,4 +129,9 @@ export class TtlCache<V> {
     }
     return value;
   }
+
+  /** Forgets one entry (the caller knows it changed). */
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
 }

@@ -15,6 +15,10 @@ export const configSchema = z.object({
   MOAT_ROUTE_CACHE_MS: envInt(0, 3_600_000).default(5_000),
   /** Pool whose senders deliver inbound mail to customers' servers. */
   MOAT_DEFAULT_POOL: poolName.default('default'),
+  /** A warming pool's share of its destinations grows from 5 % to 100 % over this many days. */
+  MOAT_POOL_WARMUP_DAYS: envInt(1, 365).default(30),
+  /** How long a (pool, destination) pair is avoided after the destination refused the pool. */
+  MOAT_POOL_REFUSED_MS: envInt(1_000, 7 * 86_400_000).default(15 * 60_000),
   /** How long a row may stay 'publishing' before the scheduler publishes it again (a router died mid-publish). */
   MOAT_PUBLISH_LEASE_MS: envInt(1_000, 3_600_000).default(30_000),
   /** A recipient still deferred this long after its message was routed expires (5 days). */

@@ -52,6 +52,8 @@ export class RequestPublisher {
     private readonly broker: Broker,
     private readonly deliveries: DeliveryRepository,
     private readonly unresolved: UnresolvedRouting | null = null,
+    /** The pool of each attempt (pool-chooser.ts); absent: the pool the row was routed to. */
+    private readonly choosePool: ((destination: string) => Promise<string>) | null = null,
   ) {}
 
   async publishAttempt(d: Delivery): Promise<void> {
@@ -80,7 +82,10 @@ export class RequestPublisher {
     await this.publishRecordedResult(result);
   }
 
-  private async publishRequest(d: Delivery, routes: Route[]): Promise<void> {
+  private async publishRequest(row: Delivery, routes: Route[]): Promise<void> {
+    // The pool is chosen per attempt: a retry fails over when its pool has no live sender left or
+    // the destination refused it. (A sender claims by delivery id, whichever queue it came from.)
+    const d = this.choosePool ? { ...row, pool: await this.choosePool(row.destination) } : row;
     if (!this.declared.has(d.pool)) {
       // A queue must exist before the first publish to it, or the mandatory publish is returned
       // as unroutable when no sender of the pool has started yet.

@@ -7,6 +7,7 @@ import { DsnIssuer } from './dsn-issuer.js';
 import type { MailRoutes } from './mx.js';
 import { fateEvents, noticeFor } from './notices.js';
 import type { RequestPublisher } from './requests.js';
+import { asDeferred, refusesPool } from './pool-choice.js';
 import { decideResult, type ResultPolicy } from './result.js';
 
 export interface RouterOptions {
@@ -39,6 +40,8 @@ export interface RouterOptions {
    * returns their ids, which are then not published. Absent: nothing is ever paused.
    */
   holdIfPaused?: (ids: string[]) => Promise<Set<string>>;
+  /** The destination refused the pool of this result (pool-choice.ts refusesPool): avoid the pair. */
+  onPoolRefused?: (pool: string, destination: string) => Promise<void>;
 }
 
 /**
@@ -176,7 +179,11 @@ export class DeliveryRouter {
       return;
     }
     const now = this.now();
-    const decision = decideResult(row, r, now, this.opts.policy);
+    // A destination that refuses the pool (its firewall, or "client host rejected") said nothing
+    // about the recipients: they are retried, and the next attempt goes through another pool.
+    const refused = this.opts.onPoolRefused !== undefined && refusesPool(r);
+    if (refused) await this.opts.onPoolRefused!(r.pool, r.destination).catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'could not record the refused pool'));
+    const decision = decideResult(row, refused ? asDeferred(r) : r, now, this.opts.policy);
     // The DSN, then the tracking events, then the row: everything before the row changes, since
     // a redelivered result (router killed in between) is ignored once the row has moved on. Each
     // step is idempotent (deterministic ids), so the redelivery repeats them harmlessly and the

@@ -1,6 +1,7 @@
 import { queues } from '@moat/contracts';
-import { connectDependencies, createResolver, type Logger, type RunningService } from '@moat/runtime';
-import { DeliveryRepository, keyringFromConfig, MessageStore, QueueControlRepository, TenantRepository, TtlCache } from '@moat/store';
+import { connectDependencies, createResolver, PoolMembership, type Logger, type RunningService } from '@moat/runtime';
+import { DeliveryRepository, keyringFromConfig, MessageStore, PoolRepository, QueueControlRepository, TenantRepository, TtlCache, type SendingPool } from '@moat/store';
+import { PoolChooser } from './pool-chooser.js';
 import type { Route } from '@moat/contracts';
 import { BatchedDeliveries } from './batched-deliveries.js';
 import type { Config } from './config.js';
@@ -26,7 +27,20 @@ export async function start(config: Config, log: Logger): Promise<RunningRouter>
   const resolve = createResolver({ mode: config.MOAT_DNS_MODE, servers: config.MOAT_DNS_SERVERS, staticFile: config.MOAT_DNS_STATIC_FILE, timeoutMs: config.MOAT_DNS_TIMEOUT_MS });
   const mxCache = new MailRouteCache((domain) => resolveMailRoutes(domain, resolve, config.MOAT_MX_PORT), config.MOAT_MX_CACHE_MS);
   const mailRoutes = (domain: string): Promise<MailRoutes> => mxCache.get(domain);
-  const publisher = new RequestPublisher(deps.broker, deliveries, { mailRoutes, claimLeaseMs: config.MOAT_PUBLISH_LEASE_MS, log });
+  // The sending pool of each attempt: sticky per destination, only pools with a live sender,
+  // avoiding pools a destination refused (pool-chooser.ts). Pools come from the API (cached).
+  const poolRepo = new PoolRepository(deps.pool);
+  const poolList = new TtlCache<SendingPool[]>(Math.min(config.MOAT_ROUTE_CACHE_MS || 1_000, 5_000));
+  const chooser = new PoolChooser({
+    pools: () => poolList.get('all', () => poolRepo.list()),
+    membership: new PoolMembership(deps.redis),
+    redis: deps.redis,
+    defaultPool: config.MOAT_DEFAULT_POOL,
+    warmupDays: config.MOAT_POOL_WARMUP_DAYS,
+    refusedForMs: config.MOAT_POOL_REFUSED_MS,
+    log,
+  });
+  const publisher = new RequestPublisher(deps.broker, deliveries, { mailRoutes, claimLeaseMs: config.MOAT_PUBLISH_LEASE_MS, log }, (destination) => chooser.choose(destination));
   // Routing decisions of concurrent message.filtered events, and reads and transitions of
   // concurrent delivery.results, share statements (group commit); a batch holds at most what
   // the consumer has in flight.
@@ -39,6 +53,7 @@ export async function start(config: Config, log: Logger): Promise<RunningRouter>
   const router = new DeliveryRouter({
     broker: deps.broker,
     holdIfPaused,
+    onPoolRefused: (pool, destination) => chooser.markRefused(pool, destination),
     deliveries: batched,
     publisher,
     findRoutes: async (domain) => {

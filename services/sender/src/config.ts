@@ -8,6 +8,8 @@ export const configSchema = z.object({
   ...masterKeyShape,
   ...dnsConfigShape,
   /** The pool this sender serves: it consumes `sender.<pool>` (routing key `delivery.requested.<pool>`). */
+  /** How long a heartbeat keeps this sender a member of its pool (renewed every third of it). */
+  MOAT_POOL_HEARTBEAT_TTL_MS: envInt(600, 600_000).default(6_000),
   MOAT_POOL: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,40}$/, 'lower-case letters, digits, _ and -').default('default'),
   /** Source address every outbound connection binds to (one of the pool's addresses); unset: the OS picks. */
   MOAT_SOURCE_IP: z

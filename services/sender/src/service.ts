@@ -1,5 +1,5 @@
 import { queues } from '@moat/contracts';
-import { connectDependencies, createResolver, PermanentFailure, type Logger, type RunningService } from '@moat/runtime';
+import { connectDependencies, createResolver, PermanentFailure, PoolMembership, type Logger, type RunningService } from '@moat/runtime';
 import { DeliveryRepository, keyringFromConfig, MessageStore, SubnetCheckRepository } from '@moat/store';
 import type { Config } from './config.js';
 import { BatchedDeliveries } from './batched-deliveries.js';
@@ -9,6 +9,7 @@ import { SendHandler } from './handler.js';
 import { assertLocalAddress } from './local-address.js';
 import type { SmtpSession } from './smtp-session.js';
 import { SubnetCheckHandler } from './subnet-check-handler.js';
+import { hostname } from 'node:os';
 
 export interface RunningSender extends RunningService {
   adminPort: number;
@@ -82,11 +83,23 @@ export async function start(config: Config, log: Logger): Promise<RunningSender>
     await deps.close();
     throw err;
   }
+  // Pool membership (Redis): the router sends a pool's mail only while the pool has a live
+  // sender, and fails over to another pool when none is left. A failed heartbeat (Redis away) only
+  // logs: the membership lapses after its TTL, and mail then waits or goes through another pool.
+  const membership = new PoolMembership(deps.redis);
+  const senderId = `${hostname()}/${process.pid}/${config.MOAT_SOURCE_IP ?? 'any'}`;
+  const beat = () => membership.heartbeat(config.MOAT_POOL, senderId, config.MOAT_POOL_HEARTBEAT_TTL_MS).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'pool heartbeat failed'));
+  await beat();
+  const heartbeat = setInterval(() => void beat(), Math.max(200, Math.floor(config.MOAT_POOL_HEARTBEAT_TTL_MS / 3)));
+  heartbeat.unref();
   log.info({ pool: config.MOAT_POOL, sourceIp: config.MOAT_SOURCE_IP ?? null, ehlo: config.MOAT_EHLO_NAME, subnetCheckOutsider: outsider ?? null }, 'sender consuming');
   return {
     adminPort: deps.adminPort,
     pool: config.MOAT_POOL,
     async stop() {
+      // Out of the pool first: the router stops choosing it for new mail while this drains.
+      clearInterval(heartbeat);
+      await membership.leave(config.MOAT_POOL, senderId).catch(() => {});
       // Stop taking requests and let transactions in flight finish and report (nothing is sent
       // twice because of a shutdown), then QUIT the kept connections.
       await deps.broker.drain(config.MOAT_SHUTDOWN_TIMEOUT_MS);
