@@ -8,7 +8,7 @@ export interface PoolChooserOptions {
   pools: () => Promise<SendingPool[]>;
   membership: PoolMembership;
   redis: Redis;
-  /** Used when no pool is configured, or none has a live sender (mail then waits in its queue). */
+  /** Used when no pool is configured at all (a single-pool installation). */
   defaultPool: string;
   warmupDays: number;
   /** How long a (pool, destination) pair is avoided after the destination refused the pool. */
@@ -47,9 +47,10 @@ export class PoolChooser {
       }).catch(() => new Set<string>()),
     ]);
     const alive = ranking.filter((p) => (live.get(p) ?? 0) > 0);
-    // Alive and not refused; else alive (every pool refused: try the best anyway); else the
-    // default pool, where the mail waits for a sender.
-    const choice = alive.find((p) => !refused.has(p)) ?? alive[0] ?? this.opts.defaultPool;
+    // Alive and not refused; else alive (every pool refused: try the best anyway); else (no live
+    // sender anywhere, or Redis away) the destination's own pool, whose queue keeps the mail for
+    // its senders — and a request left queued too long is published again and chosen anew.
+    const choice = alive.find((p) => !refused.has(p)) ?? alive[0] ?? ranking[0]!;
     if (choice !== ranking[0]) this.opts.log.debug({ destination, choice, preferred: ranking[0], alive, refused: [...refused] }, 'pool failover');
     return choice;
   }
