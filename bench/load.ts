@@ -37,15 +37,18 @@ async function openSession(port: number): Promise<SMTPConnection> {
 
 /**
  * Drives `total` messages through `sessions` concurrent SMTP sessions (each session reuses its
- * connection, RSET between messages, as a busy MTA does). With `ratePerSec`, sends are paced.
+ * connection, RSET between messages, as a busy MTA does). With `ratePerSec`, sends are paced;
+ * with `seconds`, no message is started after that time (the total is then what fitted).
  */
-export async function runLoad(opts: { port: number; total: number; sessions: number; rcpts: string[]; from: string; size: number; prefix: string; ratePerSec?: number }): Promise<Sent[]> {
+export async function runLoad(opts: { port: number; total: number; sessions: number; rcpts: string[]; from: string; size: number; prefix: string; ratePerSec?: number; seconds?: number }): Promise<Sent[]> {
   const sent: Sent[] = [];
   let next = 0;
   const t0 = performance.now();
+  const stopAt = opts.seconds === undefined ? Infinity : t0 + opts.seconds * 1000;
   async function worker(): Promise<void> {
     let conn = await openSession(opts.port);
     for (;;) {
+      if (performance.now() >= stopAt) break;
       const i = next++;
       if (i >= opts.total) break;
       if (opts.ratePerSec) {

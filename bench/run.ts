@@ -7,10 +7,15 @@
  *
  * Options: --messages N (per size, default 3000) --sizes 4096,102400 --sessions 20 --rcpts 3
  *          --paced-rate 100 --paced-seconds 15
+ *
+ * `pnpm bench --vs-postfix` (as root: see bench/postfix.ts) runs Moat and a private Postfix
+ * relay side by side with the same client, sink and message bytes: --runs 3 rounds per size,
+ * alternating which system goes first, each run sending for --seconds 30 (or exactly
+ * --messages N), then as many rounds of paced runs at --paced-rate 200 for --paced-seconds 15.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -18,28 +23,49 @@ import pg from 'pg';
 import { deleteBrokerNamespace } from '@moat/testkit';
 import { Sink } from './sink.js';
 import { runLoad, type Sent } from './load.js';
-import { childProcesses, percentile, pidsOf, sample, type ProcSample } from './procs.js';
+import { childProcesses, childrenByCommand, percentile, pidsOf, ProcessGroupMeter } from './procs.js';
+import { ensurePostfixInstalled, PostfixInstance } from './postfix.js';
+import { compare, formatComparison, targets, type ComparedRun, type SystemName } from './compare.js';
 
 const { values: args } = parseArgs({
   options: {
-    messages: { type: 'string', default: '3000' },
+    messages: { type: 'string' },
     sizes: { type: 'string', default: '4096,102400' },
     sessions: { type: 'string', default: '20' },
     rcpts: { type: 'string', default: '3' },
-    'paced-rate': { type: 'string', default: '100' },
+    'paced-rate': { type: 'string' },
     'paced-seconds': { type: 'string', default: '15' },
+    'vs-postfix': { type: 'boolean', default: false },
+    runs: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '30' },
   },
 });
 
-async function freePort(): Promise<number> {
+function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
 }
+
+/**
+ * A block of `count` free ports for listeners that start later (the services' SMTP, HTTP and
+ * admin ports, Postfix's smtpd). Taken below Linux's ephemeral range (32768–60999): a port from
+ * that range can be held by any outgoing connection on a busy machine by the time the service
+ * binds it.
+ */
+async function freePorts(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * (12_000 - count));
+    let free = true;
+    for (let p = base; p < base + count && free; p++) free = await canListen(p);
+    if (free) return base;
+  }
+  throw new Error(`no block of ${count} free ports found between 20000 and 32000`);
+}
+
+const freePort = () => freePorts(1);
 
 async function waitFor(fn: () => Promise<boolean>, timeoutMs: number, what: string | (() => string)): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -50,7 +76,10 @@ async function waitFor(fn: () => Promise<boolean>, timeoutMs: number, what: stri
   throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 interface RunResult {
+  system: SystemName;
   label: string;
   size: number;
   messages: number;
@@ -64,7 +93,7 @@ interface RunResult {
   cpuMsPerMessage: number;
   /** CPU ms per delivered message, per process group (each service, rabbitmq, postgres, redis). */
   cpuBreakdown: Record<string, number>;
-  /** Postgres counters per delivered message. */
+  /** Postgres counters per delivered message (Moat only). */
   pg: string[];
 }
 
@@ -145,19 +174,44 @@ async function stageLatencies(client: pg.Client, schema: string, since: Date): P
   ].map((s) => ({ stage: s.stage, p50: percentile(s.values, 50), p99: percentile(s.values, 99) }));
 }
 
-async function main(): Promise<void> {
+/** A system under test: where its SMTP listens and how its processes are measured. */
+interface System {
+  name: SystemName;
+  port: number;
+  meter: ProcessGroupMeter;
+  /** Waits until nothing of an earlier run is still queued. */
+  idle(): Promise<void>;
+  /** Recent output, printed when messages go missing. */
+  diagnostics(): string;
+  /** Postgres counters (Moat only). */
+  pgStats?: { client: pg.Client; schema: string };
+}
+
+/** The Moat stack under its supervisor, with a provisioned tenant whose domain routes to the sink. */
+interface MoatStack {
+  id: string;
+  domain: string;
+  smtpPort: number;
+  databaseUrl: string;
+  supervisor: ChildProcess;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+async function startMoat(sink: Sink): Promise<MoatStack> {
   const id = `bench${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
-  const smtpPort = await freePort();
-  const httpPort = await freePort();
+  // SMTP, HTTP, then one admin port per service process.
+  const ports = await freePorts(24);
+  const smtpPort = ports;
+  const httpPort = ports + 1;
   const token = `bench_${randomBytes(16).toString('hex')}`;
-  const sink = new Sink();
-  await sink.start();
+  const databaseUrl = process.env.MOAT_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
   const env = {
     ...process.env,
     MOAT_NAMESPACE: id,
     MOAT_DB_SCHEMA: id,
     MOAT_REDIS_PREFIX: `${id}:`,
-    MOAT_DATABASE_URL: process.env.MOAT_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    MOAT_DATABASE_URL: databaseUrl,
     MOAT_MASTER_KEY: randomBytes(32).toString('base64'),
     MOAT_BOOTSTRAP_TOKEN: token,
     MOAT_DNS_MODE: 'static',
@@ -165,133 +219,193 @@ async function main(): Promise<void> {
     MOAT_SMTP_HOST: '127.0.0.1',
     MOAT_HTTP_PORT: String(httpPort),
     MOAT_HTTP_HOST: '127.0.0.1',
-    MOAT_ADMIN_PORT_BASE: String(await freePort()),
+    MOAT_ADMIN_PORT_BASE: String(ports + 2),
     MOAT_LOG_LEVEL: 'warn',
     MOAT_REVERSE_DNS: 'false',
   };
   const supervisor: ChildProcess = spawn(process.execPath, ['services/supervisor/dist/main.js'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let supervisorOut = '';
-  supervisor.stdout!.on('data', (c: Buffer) => (supervisorOut = (supervisorOut + c.toString()).slice(-20_000)));
-  supervisor.stderr!.on('data', (c: Buffer) => (supervisorOut = (supervisorOut + c.toString()).slice(-20_000)));
-  const peak = new Map<string, ProcSample>();
-  const sampler = setInterval(() => {
-    for (const child of childProcesses(supervisor.pid!)) {
-      const s = sample(child.pid, child.name);
-      if (s && (peak.get(child.name)?.peakRssKiB ?? 0) <= s.peakRssKiB) peak.set(child.name, s);
-    }
-  }, 500);
-  const results: RunResult[] = [];
-  let pacedStart = new Date();
-  let stages: StageLatency[] = [];
-  const stats = new pg.Client({ connectionString: env.MOAT_DATABASE_URL });
-  await stats.connect();
-  try {
-    const api = async (method: string, path: string, body?: unknown) => {
-      const res = await fetch(`http://127.0.0.1:${httpPort}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
-      return { status: res.status, body: (await res.json().catch(() => null)) as any };
-    };
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200, 90_000, () => `the stack to be ready\n${supervisorOut}`);
-    await waitFor(async () => new Promise<boolean>((resolve) => net.connect(smtpPort, '127.0.0.1').once('connect', function (this: net.Socket) { this.destroy(); resolve(true); }).once('error', () => resolve(false))), 30_000, 'SMTP');
-    const tenant = await api('POST', '/api/v1/tenants', { name: 'Bench' });
-    const domain = `${id}.example`;
-    const d = await api('POST', `/api/v1/tenants/${tenant.body.id}/domains`, { name: domain, routes: [{ host: '127.0.0.1', port: sink.port, priority: 10 }] });
-    if (d.status !== 201) throw new Error(`provisioning failed: ${JSON.stringify(d.body)}`);
-    const rcpts = Array.from({ length: Number(args.rcpts) }, (_, i) => `user${i}@${domain}`);
-    const sessions = Number(args.sessions);
-    const total = Number(args.messages);
-
-    const cpuPids = () => [
-      ...childProcesses(supervisor.pid!),
-      ...pidsOf('beam.smp').map((pid) => ({ pid, name: 'rabbitmq' })),
-      ...pidsOf('postgres').map((pid) => ({ pid, name: 'postgres' })),
-      ...pidsOf('redis-server').map((pid) => ({ pid, name: 'redis' })),
-      // The load generator and the sink share this process: shown, not counted as Moat's.
-      { pid: process.pid, name: 'bench' },
-    ];
-    // CPU per process group, keyed by pid so a restarted process is not subtracted from another.
-    const cpuNow = () => {
-      const byPid = new Map<number, { name: string; cpuMs: number }>();
-      for (const p of cpuPids()) {
-        const s = sample(p.pid, p.name);
-        if (s) byPid.set(p.pid, { name: p.name, cpuMs: s.cpuMs });
-      }
-      return byPid;
-    };
-    const cpuDelta = (a: Map<number, { name: string; cpuMs: number }>, b: Map<number, { name: string; cpuMs: number }>) => {
-      const out: Record<string, number> = {};
-      for (const [pid, after] of b) out[after.name] = (out[after.name] ?? 0) + after.cpuMs - (a.get(pid)?.cpuMs ?? 0);
-      return out;
-    };
-
-    async function measure(label: string, size: number, count: number, ratePerSec?: number): Promise<RunResult> {
-      const prefix = `${label.replace(/[^a-z0-9]+/gi, "_")}-${size}-${randomBytes(3).toString("hex")}`;
-      // Counters are read after a short pause so that the previous run's stragglers are in.
-      await new Promise((r) => setTimeout(r, 1000));
-      const pg0 = await pgCounters(stats, id);
-      const cpu0 = cpuNow();
-      const t0 = performance.now();
-      const sent = await runLoad({ port: smtpPort, total: count, sessions, rcpts, from: `bench@sender.test`, size, prefix, ...(ratePerSec ? { ratePerSec } : {}) });
-      const accepted = sent.filter((s) => s.code === 250);
-      const tAccepted = performance.now();
-      const deadline = Date.now() + 120_000;
-      const arrived = () => accepted.filter((s) => sink.arrivals.has(s.benchId)).length;
-      while (arrived() < accepted.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      const arrivals = accepted.map((s) => sink.arrivals.get(s.benchId)).filter((a): a is NonNullable<typeof a> => !!a);
-      const lastArrival = Math.max(...arrivals.map((a) => a.at));
-      const latencies = accepted
-        .map((s: Sent) => (sink.arrivals.get(s.benchId)?.at ?? NaN) - s.startedAt)
-        .filter((x) => !Number.isNaN(x))
-        .sort((a, b) => a - b);
-      const cpu = cpuDelta(cpu0, cpuNow());
-      // pg_stat counters are flushed by each backend at the end of a transaction, at most every 500 ms.
-      await new Promise((r) => setTimeout(r, 1000));
-      const pgLines = describePg(pg0, await pgCounters(stats, id), arrivals.length);
-      const perMessage = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, v / Math.max(1, arrivals.length)]));
-      const cpuTotal = Object.entries(cpu).reduce((a, [name, ms]) => (name === 'bench' ? a : a + ms), 0);
-      if (accepted.length - arrivals.length > 0) console.error(`${label}: ${accepted.length - arrivals.length} not delivered within 120 s; supervisor output:\n${supervisorOut.slice(-5000)}`);
-      return {
-        label,
-        size,
-        messages: count,
-        acceptedPerSec: accepted.length / ((tAccepted - t0) / 1000),
-        deliveredPerSec: arrivals.length / ((lastArrival - t0) / 1000),
-        p50: percentile(latencies, 50),
-        p99: percentile(latencies, 99),
-        refused: sent.length - accepted.length,
-        lost: accepted.length - arrivals.length,
-        duplicates: arrivals.filter((a) => a.rcpts !== rcpts.length).length,
-        cpuMsPerMessage: cpuTotal / Math.max(1, arrivals.length),
-        cpuBreakdown: perMessage,
-        pg: pgLines,
-      };
-    }
-
-    // Warm-up: JIT, connection pools, caches.
-    await measure('warmup', 4096, 200);
-    for (const size of String(args.sizes).split(',').map(Number)) {
-      results.push(await measure('saturation', size, size > 50_000 ? Math.ceil(total / 3) : total));
-    }
-    const rate = Number(args['paced-rate']);
-    pacedStart = new Date();
-    results.push(await measure(`paced ${rate}/s`, 4096, rate * Number(args['paced-seconds']), rate));
-  } finally {
-    clearInterval(sampler);
-    await stats.end();
+  let out = '';
+  supervisor.stdout!.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-20_000)));
+  supervisor.stderr!.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-20_000)));
+  const stop = async () => {
     // A supervisor that already exited (it failed to start) emits no second 'exit'.
     if (supervisor.exitCode === null && supervisor.signalCode === null) {
       supervisor.kill('SIGTERM');
       await new Promise((r) => supervisor.once('exit', r));
     }
+  };
+  try {
+    const api = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`http://127.0.0.1:${httpPort}${path}`, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: body ? JSON.stringify(body) : undefined });
+      return { status: res.status, body: (await res.json().catch(() => null)) as any };
+    };
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200, 90_000, () => `the stack to be ready\n${out}`);
+    await waitFor(async () => new Promise<boolean>((resolve) => net.connect(smtpPort, '127.0.0.1').once('connect', function (this: net.Socket) { this.destroy(); resolve(true); }).once('error', () => resolve(false))), 30_000, 'SMTP');
+    const tenant = await api('POST', '/api/v1/tenants', { name: 'Bench' });
+    const domain = `${id}.example`;
+    const d = await api('POST', `/api/v1/tenants/${tenant.body.id}/domains`, { name: domain, routes: [{ host: '127.0.0.1', port: sink.port, priority: 10 }] });
+    if (d.status !== 201) throw new Error(`provisioning failed: ${JSON.stringify(d.body)}`);
+    return { id, domain, smtpPort, databaseUrl, supervisor, output: () => out, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Drops the bench schema and broker namespace; returns the paced run's per-stage latencies. */
+async function cleanUpMoat(stack: MoatStack, pacedStart: Date): Promise<StageLatency[]> {
+  const client = new pg.Client({ connectionString: stack.databaseUrl });
+  await client.connect();
+  const stages = await stageLatencies(client, stack.id, pacedStart).catch(() => []);
+  await client.query(`DROP SCHEMA IF EXISTS "${stack.id}" CASCADE`);
+  await client.end();
+  await deleteBrokerNamespace(process.env.MOAT_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672', stack.id);
+  return stages;
+}
+
+/** Moat's processes: its services, and the broker, database and cache it needs. */
+function moatMeter(stack: MoatStack): ProcessGroupMeter {
+  return new ProcessGroupMeter(() => [
+    ...childProcesses(stack.supervisor.pid!),
+    ...pidsOf('beam.smp').map((pid) => ({ pid, name: 'rabbitmq' })),
+    ...pidsOf('postgres').map((pid) => ({ pid, name: 'postgres' })),
+    ...pidsOf('redis-server').map((pid) => ({ pid, name: 'redis' })),
+    // The load generator and the sink share this process: shown, not counted as the system's.
+    { pid: process.pid, name: 'bench' },
+  ]);
+}
+
+function moatSystem(stack: MoatStack, stats: pg.Client): System {
+  return {
+    name: 'Moat',
+    port: stack.smtpPort,
+    meter: moatMeter(stack),
+    // measure() only returns once every accepted message reached the sink.
+    idle: async () => {},
+    diagnostics: () => `supervisor output:\n${stack.output().slice(-5000)}`,
+    pgStats: { client: stats, schema: stack.id },
+  };
+}
+
+function postfixSystem(instance: PostfixInstance): System {
+  return {
+    name: 'Postfix',
+    port: instance.options.port,
+    meter: new ProcessGroupMeter(
+      () => {
+        const master = instance.masterPid();
+        return [...(master ? [{ pid: master, name: 'master' }, ...childrenByCommand(master)] : []), { pid: process.pid, name: 'bench' }];
+      },
+      () => instance.masterPid(),
+    ),
+    idle: () => waitFor(async () => instance.queued() === 0, 60_000, () => `Postfix's queue to empty\n${instance.logTail()}`),
+    diagnostics: () => `Postfix log:\n${instance.logTail()}`,
+  };
+}
+
+interface LoadShape {
+  sink: Sink;
+  rcpts: string[];
+  sessions: number;
+}
+
+/** One run: `count` messages, or as many as the system accepts in `seconds`; paced with `ratePerSec`. */
+interface RunShape {
+  label: string;
+  size: number;
+  count?: number;
+  seconds?: number;
+  ratePerSec?: number;
+}
+
+async function measure(system: System, load: LoadShape, { label, size, count, seconds, ratePerSec }: RunShape): Promise<RunResult> {
+  const { sink, rcpts, sessions } = load;
+  const prefix = `${system.name}-${label.replace(/[^a-z0-9]+/gi, '_')}-${size}-${randomBytes(3).toString('hex')}`;
+  await system.idle();
+  // Counters are read after a short pause so that the previous run's stragglers are in.
+  await sleep(1000);
+  const pg0 = system.pgStats ? await pgCounters(system.pgStats.client, system.pgStats.schema) : null;
+  const cpu0 = system.meter.snapshot();
+  const t0 = performance.now();
+  const sent = await runLoad({ port: system.port, total: count ?? Infinity, sessions, rcpts, from: `bench@sender.test`, size, prefix, ...(ratePerSec ? { ratePerSec } : {}), ...(seconds ? { seconds } : {}) });
+  const accepted = sent.filter((s) => s.code === 250);
+  const tAccepted = performance.now();
+  const deadline = Date.now() + 120_000;
+  const arrived = () => accepted.filter((s) => sink.arrivals.has(s.benchId)).length;
+  while (arrived() < accepted.length && Date.now() < deadline) await sleep(50);
+  const arrivals = accepted.map((s) => sink.arrivals.get(s.benchId)).filter((a): a is NonNullable<typeof a> => !!a);
+  const lastArrival = Math.max(...arrivals.map((a) => a.at));
+  const latencies = accepted
+    .map((s: Sent) => (sink.arrivals.get(s.benchId)?.at ?? NaN) - s.startedAt)
+    .filter((x) => !Number.isNaN(x))
+    .sort((a, b) => a - b);
+  const cpu = system.meter.delta(cpu0, system.meter.snapshot());
+  let pgLines: string[] = [];
+  if (system.pgStats && pg0) {
+    // pg_stat counters are flushed by each backend at the end of a transaction, at most every 500 ms.
+    await sleep(1000);
+    pgLines = describePg(pg0, await pgCounters(system.pgStats.client, system.pgStats.schema), arrivals.length);
+  }
+  const perMessage = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, v / Math.max(1, arrivals.length)]));
+  const cpuTotal = Object.entries(cpu).reduce((a, [name, ms]) => (name === 'bench' ? a : a + ms), 0);
+  if (accepted.length - arrivals.length > 0) console.error(`${system.name} ${label}: ${accepted.length - arrivals.length} not delivered within 120 s; ${system.diagnostics()}`);
+  return {
+    system: system.name,
+    label,
+    size,
+    messages: sent.length,
+    acceptedPerSec: accepted.length / ((tAccepted - t0) / 1000),
+    deliveredPerSec: arrivals.length / ((lastArrival - t0) / 1000),
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    refused: sent.length - accepted.length,
+    lost: accepted.length - arrivals.length,
+    duplicates: arrivals.filter((a) => a.rcpts !== rcpts.length).length,
+    cpuMsPerMessage: cpuTotal / Math.max(1, arrivals.length),
+    cpuBreakdown: perMessage,
+    pg: pgLines,
+  };
+}
+
+function machineLine(): string {
+  return `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+}
+
+const loadAverage = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+
+/** The plain benchmark: Moat alone, saturation per size, then one paced run. */
+async function moatOnly(): Promise<void> {
+  const sink = new Sink();
+  await sink.start();
+  const stack = await startMoat(sink);
+  const stats = new pg.Client({ connectionString: stack.databaseUrl });
+  await stats.connect();
+  const moat = moatSystem(stack, stats);
+  const sampler = setInterval(() => moat.meter.observe(), 500);
+  const results: RunResult[] = [];
+  let pacedStart = new Date();
+  let stages: StageLatency[] = [];
+  try {
+    const load: LoadShape = { sink, rcpts: Array.from({ length: Number(args.rcpts) }, (_, i) => `user${i}@${stack.domain}`), sessions: Number(args.sessions) };
+    const total = Number(args.messages ?? 3000);
+    // Warm-up: JIT, connection pools, caches.
+    await measure(moat, load, { label: 'warmup', size: 4096, count: 200 });
+    for (const size of String(args.sizes).split(',').map(Number)) {
+      results.push(await measure(moat, load, { label: 'saturation', size, count: size > 50_000 ? Math.ceil(total / 3) : total }));
+    }
+    const rate = Number(args['paced-rate'] ?? 100);
+    pacedStart = new Date();
+    results.push(await measure(moat, load, { label: `paced ${rate}/s`, size: 4096, count: rate * Number(args['paced-seconds']), ratePerSec: rate }));
+  } finally {
+    clearInterval(sampler);
+    await stats.end();
+    await stack.stop();
     await sink.stop();
-    const client = new pg.Client({ connectionString: env.MOAT_DATABASE_URL });
-    await client.connect();
-    stages = await stageLatencies(client, id, pacedStart).catch(() => []);
-    await client.query(`DROP SCHEMA IF EXISTS "${id}" CASCADE`);
-    await client.end();
-    await deleteBrokerNamespace(process.env.MOAT_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672', id);
+    stages = await cleanUpMoat(stack, pacedStart);
   }
 
-  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  const services = [...moat.meter.peakRssKiB].filter(([name]) => !['rabbitmq', 'postgres', 'redis', 'bench'].includes(name));
+  const machine = machineLine();
   const lines = [
     `Moat benchmark — ${new Date().toISOString()} — ${machine}`,
     `${args.sessions} sessions, ${args.rcpts} recipients per message, everything on one machine`,
@@ -311,14 +425,115 @@ async function main(): Promise<void> {
     'per-stage latency in the paced run (ms, from the tracking timeline: when each stage published):',
     ...stages.map((st) => `  ${st.stage.padEnd(34)} p50 ${st.p50.toFixed(1).padStart(7)}  p99 ${st.p99.toFixed(1).padStart(7)}`),
     '',
-    'peak RSS per service (MiB): ' + [...peak.values()].map((s) => `${s.name} ${(s.peakRssKiB / 1024).toFixed(0)}`).join(', '),
+    'peak RSS per service (MiB): ' + services.map(([name, kib]) => `${name} ${(kib / 1024).toFixed(0)}`).join(', '),
   ];
   console.log(lines.join('\n'));
   mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/latest.json', JSON.stringify({ machine, results, peakRssMiB: Object.fromEntries([...peak.values()].map((s) => [s.name, s.peakRssKiB / 1024])) }, null, 2));
+  writeFileSync('bench/results/latest.json', JSON.stringify({ machine, results, peakRssMiB: Object.fromEntries(services.map(([name, kib]) => [name, kib / 1024])) }, null, 2));
 }
 
-main().catch((err) => {
+/**
+ * Moat and a private Postfix relay in the same run, with the same client, sink and messages.
+ * Each round runs both systems once, and the system that goes first alternates between rounds,
+ * so that neither always gets the cooler (or the warmer) machine.
+ */
+async function vsPostfix(): Promise<void> {
+  const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
+  ensurePostfixInstalled(say);
+  const postfixVersion = execFileSync('postconf', ['-h', '-d', 'mail_version']).toString().trim();
+  const loadAtStart = loadAverage();
+  const sink = new Sink();
+  await sink.start();
+  const stack = await startMoat(sink);
+  // The queue goes on a real disk (/var/tmp, not a tmpfs /tmp): Postfix fsyncs every queue file
+  // before its 250, as Postgres syncs its WAL before Moat's.
+  const instance = new PostfixInstance({ dir: mkdtempSync('/var/tmp/moat-bench-postfix-'), port: await freePort(), relayDomain: stack.domain, sinkPort: sink.port });
+  const stats = new pg.Client({ connectionString: stack.databaseUrl });
+  const runs: RunResult[] = [];
+  let pacedStart = new Date();
+  let sampler: NodeJS.Timeout | undefined;
+  let moat: System | undefined;
+  let postfix: System | undefined;
+  let postfixSettings = '';
+  try {
+    await stats.connect();
+    instance.start();
+    postfixSettings = instance.settings();
+    moat = moatSystem(stack, stats);
+    postfix = postfixSystem(instance);
+    const systems = [moat, postfix];
+    sampler = setInterval(() => systems.forEach((s) => s.meter.observe()), 500);
+    const load: LoadShape = { sink, rcpts: Array.from({ length: Number(args.rcpts) }, (_, i) => `user${i}@${stack.domain}`), sessions: Number(args.sessions) };
+    const rounds = Number(args.runs);
+    const order = (round: number) => (round % 2 === 0 ? systems : [...systems].reverse());
+
+    // Each saturation run sends for --seconds (N is what the system accepted meanwhile), or
+    // exactly --messages N.
+    const span = args.messages ? { count: Number(args.messages) } : { seconds: Number(args.seconds) };
+    for (const size of String(args.sizes).split(',').map(Number)) {
+      // Warm-up per system and size: JIT, pools, caches, Postfix's process pool.
+      for (const system of systems) await measure(system, load, { label: 'warmup', size, seconds: 5 });
+      for (let round = 0; round < rounds; round++) {
+        for (const system of order(round)) {
+          const r = await measure(system, load, { label: 'saturation', size, ...span });
+          say(`${system.name} ${size} B round ${round + 1}: ${r.messages} messages, ${r.deliveredPerSec.toFixed(0)} msg/s delivered, p99 ${r.p99.toFixed(0)} ms, load average ${loadAverage()}`);
+          runs.push(r);
+        }
+      }
+    }
+    const rate = Number(args['paced-rate'] ?? 200);
+    pacedStart = new Date();
+    for (let round = 0; round < rounds; round++) {
+      for (const system of order(round)) {
+        const r = await measure(system, load, { label: `paced ${rate}/s`, size: 4096, count: Math.round(rate * Number(args['paced-seconds'])), ratePerSec: rate });
+        say(`${system.name} paced ${rate}/s round ${round + 1}: p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms`);
+        runs.push(r);
+      }
+    }
+  } finally {
+    if (sampler) clearInterval(sampler);
+    await stats.end().catch(() => {});
+    instance.stop();
+    await stack.stop();
+    await sink.stop();
+    await cleanUpMoat(stack, pacedStart);
+  }
+
+  const compared: ComparedRun[] = runs.map((r) => ({ ...r, kind: r.label }));
+  const rows = compare(compared);
+  const verdicts = targets(rows, `paced ${Number(args['paced-rate'] ?? 200)}/s`);
+  const rss = (meter: ProcessGroupMeter, note: (name: string) => string = () => '') =>
+    [...meter.peakRssKiB]
+      .filter(([name]) => name !== 'bench')
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, kib]) => `${name}${note(name)} ${(kib / 1024).toFixed(0)}`)
+      .join(', ');
+  const shared = (name: string) => (name === 'rabbitmq' ? ' (whole broker, shared)' : name === 'postgres' ? ' (largest backend)' : '');
+  const machine = machineLine();
+  const lines = [
+    `Moat vs Postfix ${postfixVersion} — ${new Date().toISOString()} — ${machine}`,
+    `load average (1/5/15 min) at start ${loadAtStart}, at end ${loadAverage()}`,
+    `${args.sessions} sessions, ${args.rcpts} recipients per message, ${args.runs} runs per system and size, alternating; same client, sink, machine and message bytes.`,
+    'The load generator and the sink run on the same cores as both systems; the idle system stays up during the other’s runs.',
+    '',
+    ...formatComparison(rows),
+    '',
+    'peak RSS per process (MiB, the largest process of each name over the whole run):',
+    `  Moat:    ${moat ? rss(moat.meter, shared) : ''}`,
+    `  Postfix: ${postfix ? rss(postfix.meter) : ''}`,
+    '',
+    'targets (issue 4):',
+    ...verdicts.map((v) => `  ${v.met ? 'met    ' : 'NOT met'}  ${v.what}: ${v.value}`),
+  ];
+  console.log(lines.join('\n'));
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync(
+    'bench/results/vs-postfix-latest.json',
+    JSON.stringify({ machine, postfixVersion, loadAverage: { start: loadAtStart, end: loadAverage() }, postfixSettings, runs, rows, verdicts }, null, 2),
+  );
+}
+
+(args['vs-postfix'] ? vsPostfix() : moatOnly()).catch((err) => {
   console.error(err);
   process.exit(1);
 });
