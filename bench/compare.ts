@@ -12,6 +12,8 @@ export interface ComparedRun {
   kind: string;
   size: number;
   messages: number;
+  /** 250s per second while the client was sending. */
+  acceptedPerSec: number;
   deliveredPerSec: number;
   p50: number;
   p99: number;
@@ -39,6 +41,7 @@ export function spread(values: number[]): Spread {
 
 export interface SystemFigures {
   runs: number;
+  acceptedPerSec: Spread;
   deliveredPerSec: Spread;
   p50: Spread;
   p99: Spread;
@@ -64,6 +67,7 @@ function figures(runs: ComparedRun[]): SystemFigures {
   const names = new Set(runs.flatMap((r) => Object.keys(r.cpuBreakdown)));
   return {
     runs: runs.length,
+    acceptedPerSec: spread(runs.map((r) => r.acceptedPerSec)),
     deliveredPerSec: spread(runs.map((r) => r.deliveredPerSec)),
     p50: spread(runs.map((r) => r.p50)),
     p99: spread(runs.map((r) => r.p99)),
@@ -118,6 +122,10 @@ export function formatComparison(rows: ComparisonRow[]): string[] {
     'delivered msg/s: median (min–max) over the runs',
     'run                size   Moat               Postfix            Moat/Postfix',
     ...rows.map((r) => `${r.kind.padEnd(18)} ${String(r.size).padStart(6)}   ${fmt(r.moat.deliveredPerSec).padEnd(18)} ${fmt(r.postfix.deliveredPerSec).padEnd(18)} ${r.ratio.toFixed(2)}×`),
+    '',
+    'accepted msg/s (250s per second while the client sent): median (min–max)',
+    'run                size   Moat               Postfix',
+    ...rows.map((r) => `${r.kind.padEnd(18)} ${String(r.size).padStart(6)}   ${fmt(r.moat.acceptedPerSec).padEnd(18)} ${fmt(r.postfix.acceptedPerSec)}`),
     '',
     'end-to-end latency ms (sink arrival − send start): median of the runs’ p50, p99 median (min–max)',
     'run                size   Moat p50  Moat p99             Postfix p50  Postfix p99',

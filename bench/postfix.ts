@@ -203,6 +203,17 @@ export class PostfixInstance {
     }
   }
 
+  /** Warning, error and fatal lines of its log: a misconfigured relay shows here, not as a slow one. */
+  problems(): string[] {
+    try {
+      return readFileSync(join(this.options.dir, 'log', 'postfix.log'), 'utf8')
+        .split('\n')
+        .filter((l) => /: (warning|error|fatal|panic):/.test(l));
+    } catch {
+      return [];
+    }
+  }
+
   /** Stops the master and its processes, then removes the instance's directory. */
   stop(): void {
     if (this.started) {

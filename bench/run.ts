@@ -95,6 +95,8 @@ interface RunResult {
   cpuBreakdown: Record<string, number>;
   /** Postgres counters per delivered message (Moat only). */
   pg: string[];
+  /** The machine's 1-minute load average when the run ended (it is shared with others' work). */
+  loadAverage: number;
 }
 
 /** Postgres work counters: commits, WAL and row changes per table in the bench schema. */
@@ -364,6 +366,7 @@ async function measure(system: System, load: LoadShape, { label, size, count, se
     cpuMsPerMessage: cpuTotal / Math.max(1, arrivals.length),
     cpuBreakdown: perMessage,
     pg: pgLines,
+    loadAverage: os.loadavg()[0]!,
   };
 }
 
@@ -441,6 +444,7 @@ async function vsPostfix(): Promise<void> {
   const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
   ensurePostfixInstalled(say);
   const postfixVersion = execFileSync('postconf', ['-h', '-d', 'mail_version']).toString().trim();
+  const startedAt = new Date();
   const loadAtStart = loadAverage();
   const sink = new Sink();
   await sink.start();
@@ -455,6 +459,7 @@ async function vsPostfix(): Promise<void> {
   let moat: System | undefined;
   let postfix: System | undefined;
   let postfixSettings = '';
+  let postfixProblems: string[] = [];
   try {
     await stats.connect();
     instance.start();
@@ -493,6 +498,7 @@ async function vsPostfix(): Promise<void> {
   } finally {
     if (sampler) clearInterval(sampler);
     await stats.end().catch(() => {});
+    postfixProblems = instance.problems();
     instance.stop();
     await stack.stop();
     await sink.stop();
@@ -511,8 +517,8 @@ async function vsPostfix(): Promise<void> {
   const shared = (name: string) => (name === 'rabbitmq' ? ' (whole broker, shared)' : name === 'postgres' ? ' (largest backend)' : '');
   const machine = machineLine();
   const lines = [
-    `Moat vs Postfix ${postfixVersion} — ${new Date().toISOString()} — ${machine}`,
-    `load average (1/5/15 min) at start ${loadAtStart}, at end ${loadAverage()}`,
+    `Moat vs Postfix ${postfixVersion} — ${startedAt.toISOString()} — ${machine}`,
+    `load average (1/5/15 min) at start ${loadAtStart}, at end ${loadAverage()}; 1-min load at the end of each run ${runs.map((r) => r.loadAverage.toFixed(1)).join(' ')}`,
     `${args.sessions} sessions, ${args.rcpts} recipients per message, ${args.runs} runs per system and size, alternating; same client, sink, machine and message bytes.`,
     'The load generator and the sink run on the same cores as both systems; the idle system stays up during the other’s runs.',
     '',
@@ -521,6 +527,7 @@ async function vsPostfix(): Promise<void> {
     'peak RSS per process (MiB, the largest process of each name over the whole run):',
     `  Moat:    ${moat ? rss(moat.meter, shared) : ''}`,
     `  Postfix: ${postfix ? rss(postfix.meter) : ''}`,
+    `Postfix log: ${postfixProblems.length} warning/error lines${postfixProblems.length ? `, first: ${postfixProblems.slice(0, 3).join(' | ')}` : ''}`,
     '',
     'targets (issue 4):',
     ...verdicts.map((v) => `  ${v.met ? 'met    ' : 'NOT met'}  ${v.what}: ${v.value}`),
@@ -529,7 +536,7 @@ async function vsPostfix(): Promise<void> {
   mkdirSync('bench/results', { recursive: true });
   writeFileSync(
     'bench/results/vs-postfix-latest.json',
-    JSON.stringify({ machine, postfixVersion, loadAverage: { start: loadAtStart, end: loadAverage() }, postfixSettings, runs, rows, verdicts }, null, 2),
+    JSON.stringify({ machine, postfixVersion, startedAt, loadAverage: { start: loadAtStart, end: loadAverage() }, postfixSettings, postfixProblems, runs, rows, verdicts }, null, 2),
   );
 }
 
