@@ -452,6 +452,13 @@ async function vsPostfix(): Promise<void> {
   // The queue goes on a real disk (/var/tmp, not a tmpfs /tmp): Postfix fsyncs every queue file
   // before its 250, as Postgres syncs its WAL before Moat's.
   const instance = new PostfixInstance({ dir: mkdtempSync('/var/tmp/moat-bench-postfix-'), port: await freePort(), relayDomain: stack.domain, sinkPort: sink.port });
+  // The master runs detached from this process: stop it even when the benchmark is interrupted.
+  process.once('exit', () => {
+    instance.stop();
+    if (stack.supervisor.exitCode === null) stack.supervisor.kill('SIGTERM');
+  });
+  process.once('SIGINT', () => process.exit(130));
+  process.once('SIGTERM', () => process.exit(143));
   const stats = new pg.Client({ connectionString: stack.databaseUrl });
   const runs: RunResult[] = [];
   let pacedStart = new Date();
