@@ -20,7 +20,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { deleteBrokerNamespace } from '@moat/testkit';
+import { deleteBrokerNamespace, isolatedStackEnv } from '@moat/testkit';
 import { Sink } from './sink.js';
 import { runLoad, type Sent } from './load.js';
 import { childProcesses, childrenByCommand, percentile, pidsOf, ProcessGroupMeter } from './procs.js';
@@ -208,23 +208,7 @@ async function startMoat(sink: Sink): Promise<MoatStack> {
   const httpPort = ports + 1;
   const token = `bench_${randomBytes(16).toString('hex')}`;
   const databaseUrl = process.env.MOAT_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-  const env = {
-    ...process.env,
-    MOAT_NAMESPACE: id,
-    MOAT_DB_SCHEMA: id,
-    MOAT_REDIS_PREFIX: `${id}:`,
-    MOAT_DATABASE_URL: databaseUrl,
-    MOAT_MASTER_KEY: randomBytes(32).toString('base64'),
-    MOAT_BOOTSTRAP_TOKEN: token,
-    MOAT_DNS_MODE: 'static',
-    MOAT_SMTP_PORT: String(smtpPort),
-    MOAT_SMTP_HOST: '127.0.0.1',
-    MOAT_HTTP_PORT: String(httpPort),
-    MOAT_HTTP_HOST: '127.0.0.1',
-    MOAT_ADMIN_PORT_BASE: String(ports + 2),
-    MOAT_LOG_LEVEL: 'warn',
-    MOAT_REVERSE_DNS: 'false',
-  };
+  const env = { ...process.env, ...isolatedStackEnv({ id, smtpPort, httpPort, adminPortBase: ports + 2, bootstrapToken: token, databaseUrl }) };
   const supervisor: ChildProcess = spawn(process.execPath, ['services/supervisor/dist/main.js'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   supervisor.stdout!.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-20_000)));

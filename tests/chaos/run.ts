@@ -160,7 +160,9 @@ async function main(): Promise<void> {
   for (const c of customers) await c.start();
   const stack = await startStackProcess('chaos');
   const { id, supervisor, smtpPort, databaseUrl, exitLines, logFile } = stack;
-  const readyAll = () => stack.readyAll();
+  const readyAll = stack.readyAll.bind(stack);
+  /** Whether a customer's server has received message `chaosId` for `rcpt`. */
+  const arrived = (chaosId: string, rcpt: string) => customers.some((c) => (c.received.get(chaosId)?.get(rcpt.toLowerCase()) ?? 0) > 0);
   let exitCode = 0;
   const rows: { fault: string; report: FaultReport }[] = [];
   const failures: string[] = [];
@@ -196,7 +198,7 @@ async function main(): Promise<void> {
       // shows what one fault did (a fault meeting the previous phase's mail in flight would
       // otherwise be counted against that phase).
       const undelivered = () =>
-        load.attempts.filter((a) => a.code === 250).reduce((n, a) => n + a.rcpts.filter((r) => !customers.some((c) => (c.received.get(a.chaosId)?.get(r.toLowerCase()) ?? 0) > 0)).length, 0);
+        load.attempts.filter((a) => a.code === 250).reduce((n, a) => n + a.rcpts.filter((r) => !arrived(a.chaosId, r)).length, 0);
       await waitFor(`${phase.name}: its mail to be delivered`, async () => undelivered() === 0, 60_000).catch(() => log(`${phase.name}: ${undelivered()} recipients still undelivered; going on`));
       const seen = new Map<string, number>();
       for (const a of load.attempts) if (a.code !== 250) seen.set(`${a.code} ${a.response.slice(0, 80)}`, (seen.get(`${a.code} ${a.response.slice(0, 80)}`) ?? 0) + 1);
@@ -206,7 +208,7 @@ async function main(): Promise<void> {
 
     // Drain: every accepted recipient delivered, or the clock runs out (the rest is reconciled).
     const accepted = [...phaseAttempts.values()].flat().filter((a) => a.code === 250);
-    const outstanding = () => accepted.reduce((n, a) => n + a.rcpts.filter((r) => !(customers.some((c) => (c.received.get(a.chaosId)?.get(r.toLowerCase()) ?? 0) > 0))).length, 0);
+    const outstanding = () => accepted.reduce((n, a) => n + a.rcpts.filter((r) => !arrived(a.chaosId, r)).length, 0);
     await waitFor('the queues to drain', async () => outstanding() === 0, 120_000).catch(() => log(`${outstanding()} recipients not delivered after the drain wait`));
     await sleep(1_500);
 
@@ -242,7 +244,7 @@ async function main(): Promise<void> {
       pending.set(chaosId, s);
     }
     // Why anything is still undelivered: its tracking and delivery rows, for the report.
-    const stuck = accepted.filter((a) => a.rcpts.some((r) => !customers.some((c) => (c.received.get(a.chaosId)?.get(r.toLowerCase()) ?? 0) > 0))).slice(0, 5);
+    const stuck = accepted.filter((a) => a.rcpts.some((r) => !arrived(a.chaosId, r))).slice(0, 5);
     for (const a of stuck) {
       const rows = await db.query(
         `SELECT m.message_id, r.rcpt, r.status AS tracked, d.status AS delivery, d.attempt, d.next_attempt_at, d.lease_until, d.last_error

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { deleteBrokerNamespace } from '@moat/testkit';
+import { deleteBrokerNamespace, isolatedStackEnv } from '@moat/testkit';
 
 const run = promisify(execFile);
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -87,20 +87,7 @@ export async function startStackProcess(prefix: string, extraEnv: Record<string,
   const databaseUrl = process.env.MOAT_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
   const env = {
     ...process.env,
-    MOAT_NAMESPACE: id,
-    MOAT_DB_SCHEMA: id,
-    MOAT_REDIS_PREFIX: `${id}:`,
-    MOAT_DATABASE_URL: databaseUrl,
-    MOAT_MASTER_KEY: randomBytes(32).toString('base64'),
-    MOAT_BOOTSTRAP_TOKEN: token,
-    MOAT_DNS_MODE: 'static',
-    MOAT_SMTP_PORT: String(smtpPort),
-    MOAT_SMTP_HOST: '127.0.0.1',
-    MOAT_HTTP_PORT: String(httpPort),
-    MOAT_HTTP_HOST: '127.0.0.1',
-    MOAT_ADMIN_PORT_BASE: String(await freePort()),
-    MOAT_LOG_LEVEL: 'warn',
-    MOAT_REVERSE_DNS: 'false',
+    ...isolatedStackEnv({ id, smtpPort, httpPort, adminPortBase: await freePort(), bootstrapToken: token, databaseUrl }),
     MOAT_SUPERVISOR_OUTPUT: 'raw',
     MOAT_RETRY_BASE_MS: '500',
     MOAT_RETRY_MAX_MS: '2000',

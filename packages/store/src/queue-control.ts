@@ -1,4 +1,4 @@
-import type { Pool } from '@moat/runtime';
+import { inTransaction, type Pool } from '@moat/runtime';
 import type { DeliveryStatus } from './deliveries.js';
 
 // =============================================================================================
@@ -89,6 +89,19 @@ function toQueued(r: Row): QueuedDelivery {
     expiresAt: r.expires_at?.toISOString() ?? null,
     size: r.size,
   };
+}
+
+interface HoldRow {
+  id: string;
+  destination: string;
+  tenant_id: string | null;
+  reason: string | null;
+  actor: string;
+  created_at: Date;
+}
+
+function toHold(r: HoldRow): DestinationHold {
+  return { id: String(r.id), destination: r.destination, tenantId: r.tenant_id, reason: r.reason, actor: r.actor, createdAt: r.created_at.toISOString() };
 }
 
 /** Why a change was refused: the row is gone/done, or in a state the action does not apply to. */
@@ -199,9 +212,7 @@ export class QueueControlRepository {
    * waiting delivery to it. Rows a sender holds finish their attempt; their retries are held.
    */
   async holdDestination(hold: { destination: string; tenantId: string | null; reason: string | null; actor: string }): Promise<{ hold: DestinationHold; held: number }> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.pool, async (client) => {
       const inserted = await client.query<{ id: string; created_at: Date }>(
         `INSERT INTO destination_holds (destination, tenant_id, reason, actor) VALUES ($1, $2, $3, $4)
          ON CONFLICT (destination, coalesce(tenant_id, '00000000-0000-0000-0000-000000000000'::uuid)) DO UPDATE SET reason = excluded.reason
@@ -213,41 +224,31 @@ export class QueueControlRepository {
           WHERE destination = $1 AND ($2::uuid IS NULL OR tenant_id = $2) AND status IN ('publishing', 'queued', 'deferred')`,
         [hold.destination, hold.tenantId],
       );
-      await client.query('COMMIT');
       const row = inserted.rows[0]!;
       return { hold: { id: String(row.id), destination: hold.destination, tenantId: hold.tenantId, reason: hold.reason, actor: hold.actor, createdAt: row.created_at.toISOString() }, held: held.rowCount ?? 0 };
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /** Ends a pause: the rows it held become due retries (unless another pause still covers them). */
   async releaseDestination(destination: string, tenantId: string | null): Promise<{ released: number } | null> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.pool, async (client) => {
       const deleted = await client.query(`DELETE FROM destination_holds WHERE destination = $1 AND tenant_id IS NOT DISTINCT FROM $2::uuid`, [destination, tenantId]);
-      if ((deleted.rowCount ?? 0) === 0) {
-        await client.query('ROLLBACK');
-        return null;
-      }
+      // Nothing deleted: nothing changes below either (the transaction commits an empty change).
+      if ((deleted.rowCount ?? 0) === 0) return null;
       const released = await client.query(
         `UPDATE deliveries d SET status = 'deferred', held_by = NULL, next_attempt_at = now(), updated_at = now()
           WHERE d.destination = $1 AND ($2::uuid IS NULL OR d.tenant_id = $2) AND d.status = 'held' AND d.held_by = 'destination'
             AND NOT EXISTS (SELECT 1 FROM destination_holds h WHERE ${holdMatches})`,
         [destination, tenantId],
       );
-      await client.query('COMMIT');
       return { released: released.rowCount ?? 0 };
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
+  }
+
+  /** One pause by id. */
+  async getDestinationHold(id: string): Promise<DestinationHold | null> {
+    const res = await this.pool.query<HoldRow>('SELECT id, destination, tenant_id, reason, actor, created_at FROM destination_holds WHERE id = $1', [id]);
+    return res.rows[0] ? toHold(res.rows[0]) : null;
   }
 
   async listDestinationHolds(f: { tenantId?: string; tenantIds?: string[] }): Promise<DestinationHold[]> {
@@ -261,11 +262,8 @@ export class QueueControlRepository {
       params.push(f.tenantIds);
       where.push(`(tenant_id = ANY($${params.length}::uuid[]) OR tenant_id IS NULL)`);
     }
-    const res = await this.pool.query<{ id: string; destination: string; tenant_id: string | null; reason: string | null; actor: string; created_at: Date }>(
-      `SELECT id, destination, tenant_id, reason, actor, created_at FROM destination_holds ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC`,
-      params,
-    );
-    return res.rows.map((r) => ({ id: String(r.id), destination: r.destination, tenantId: r.tenant_id, reason: r.reason, actor: r.actor, createdAt: r.created_at.toISOString() }));
+    const res = await this.pool.query<HoldRow>(`SELECT id, destination, tenant_id, reason, actor, created_at FROM destination_holds ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC`, params);
+    return res.rows.map(toHold);
   }
 
   /**

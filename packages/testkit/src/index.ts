@@ -4,3 +4,4 @@ export * from './tcp-proxy.js';
 export * from './smtp-client.js';
 export * from './events.js';
 export * from './dns-zone.js';
+export * from './stack-env.js';

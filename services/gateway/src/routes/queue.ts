@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { routingKeys, type DeliveryResultPayload } from '@moat/contracts';
 import { uuidFrom, type Broker } from '@moat/runtime';
 import type { QueueChange, QueuedDelivery } from '@moat/store';
-import { isUuid, type Access } from '../access.js';
+import type { Access } from '../access.js';
+import { decodeCursor, encodeCursor } from './messages.js';
 import { badRequest, conflict, notFound } from '../problem.js';
 import type { GatewayRepositories } from '../repositories.js';
 import { defineRoute, type RouteDef } from '../route.js';
@@ -12,20 +13,12 @@ import { DestinationHold, DestinationHoldCreate, DestinationHoldList, Destinatio
 const deliveryParams = z.object({ deliveryId: z.string().uuid() });
 const holdParams = z.object({ holdId: z.string().regex(/^\d+$/) });
 
-/** Queue page cursors: base64url of the last item's (createdAt, id). */
-function encodeCursor(c: { createdAt: string; id: string }): string {
-  return Buffer.from(JSON.stringify([c.createdAt, c.id])).toString('base64url');
-}
-
-function decodeCursor(value: string): { createdAt: string; id: string } {
-  try {
-    const [createdAt, id] = JSON.parse(Buffer.from(value, 'base64url').toString('utf8')) as unknown[];
-    if (typeof createdAt === 'string' && !Number.isNaN(Date.parse(createdAt)) && typeof id === 'string' && isUuid(id)) return { createdAt, id };
-  } catch {
-    // fall through
-  }
-  throw badRequest('before: not a `next` value returned by this API', [{ field: 'before', message: 'not a `next` value returned by this API' }]);
-}
+/** Queue pages use the messages' cursor format: (time, id) of the last item, opaque to clients. */
+const encodeQueueCursor = (c: { createdAt: string; id: string }) => encodeCursor({ receivedAt: c.createdAt, id: c.id });
+const decodeQueueCursor = (value: string) => {
+  const c = decodeCursor(value);
+  return { createdAt: c.receivedAt, id: c.id };
+};
 
 /** The answer to a refused change: 404 for an unknown or invisible delivery, 409 for a wrong state. */
 function refused(id: string, change: Extract<QueueChange, { ok: false }>, action: string): never {
@@ -90,10 +83,10 @@ export function queueRoutes(repos: GatewayRepositories, broker: Pick<Broker, 'pu
           ...(query.destination !== undefined ? { destination: query.destination } : {}),
           ...(query.state !== undefined ? { status: query.state } : {}),
           ...(query.olderThanSeconds !== undefined ? { olderThanMs: query.olderThanSeconds * 1000 } : {}),
-          ...(query.before !== undefined ? { before: decodeCursor(query.before) } : {}),
+          ...(query.before !== undefined ? { before: decodeQueueCursor(query.before) } : {}),
           limit: query.limit,
         });
-        return { body: { items: page.items, next: page.next ? encodeCursor(page.next) : null } };
+        return { body: { items: page.items, next: page.next ? encodeQueueCursor(page.next) : null } };
       },
     }),
     // Before /queue/{deliveryId}: express matches in order.
@@ -139,10 +132,10 @@ export function queueRoutes(repos: GatewayRepositories, broker: Pick<Broker, 'pu
       success: { status: 200, description: 'Released', schema: DestinationRelease },
       handler: async ({ params, access }) => {
         access.requireScope('queue:write');
-        const scope = await access.tenantFilter(undefined);
-        const hold = (await repos.queue.listDestinationHolds(scope)).find((h) => h.id === params.holdId);
-        // A tenant sees global pauses but may not lift them.
-        if (!hold || (hold.tenantId === null && !access.isOperator)) throw notFound(`destination hold ${params.holdId} not found`);
+        const hold = await repos.queue.getDestinationHold(params.holdId!);
+        // A tenant sees global pauses but may not lift them; another tenant's pause does not exist for it.
+        const visibleHold = hold !== null && (hold.tenantId === null ? access.isOperator : await access.canSeeTenantId(hold.tenantId));
+        if (!hold || !visibleHold) throw notFound(`destination hold ${params.holdId} not found`);
         const released = await repos.queue.releaseDestination(hold.destination, hold.tenantId);
         if (!released) throw notFound(`destination hold ${params.holdId} not found`);
         await repos.audit.record({ actor: access.actor, action: 'queue.destination.release', target: hold.destination, detail: { tenantId: hold.tenantId, released: released.released } });
