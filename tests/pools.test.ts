@@ -48,7 +48,7 @@ async function send(domain: string): Promise<string> {
 const customers: CustomerServer[] = [];
 
 beforeAll(async () => {
-  t = await createTestEnv({ MOAT_RETRY_BASE_MS: '300', MOAT_RETRY_MAX_MS: '800', MOAT_SCHEDULER_INTERVAL_MS: '100', MOAT_DOMAIN_CACHE_MS: '0', MOAT_ROUTE_CACHE_MS: '0' });
+  t = await createTestEnv({ MOAT_RETRY_BASE_MS: '300', MOAT_RETRY_MAX_MS: '800', MOAT_DESTINATION_BACKOFF_BASE_MS: '300', MOAT_DESTINATION_BACKOFF_MAX_MS: '800', MOAT_DESTINATION_PROBE_LEASE_MS: '3000', MOAT_RETRY_SWEEP_MS: '500', MOAT_RETRY_SWEEP_GRACE_MS: '300', MOAT_SCHEDULER_INTERVAL_MS: '100', MOAT_DOMAIN_CACHE_MS: '0', MOAT_ROUTE_CACHE_MS: '0' });
   stack = await startStack(t.env);
   api = new ApiClient(`http://127.0.0.1:${stack.httpPort}`, t.env.MOAT_BOOTSTRAP_TOKEN!);
   expect((await api.request('POST', '/api/v1/pools', { name: 'a', cidrs: ['127.0.1.0/24'] })).status).toBe(201);

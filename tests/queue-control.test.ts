@@ -64,6 +64,11 @@ beforeAll(async () => {
     // A retry every few seconds at most: long enough to see a held delivery not being tried.
     MOAT_RETRY_BASE_MS: '1500',
     MOAT_RETRY_MAX_MS: '3000',
+    MOAT_DESTINATION_BACKOFF_BASE_MS: '1500',
+    MOAT_DESTINATION_BACKOFF_MAX_MS: '3000',
+    MOAT_DESTINATION_PROBE_LEASE_MS: '5000',
+    MOAT_RETRY_SWEEP_MS: '1000',
+    MOAT_RETRY_SWEEP_GRACE_MS: '1000',
     MOAT_SCHEDULER_INTERVAL_MS: '100',
     MOAT_DOMAIN_CACHE_MS: '0',
     MOAT_ROUTE_CACHE_MS: '0',

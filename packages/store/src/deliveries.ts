@@ -449,6 +449,70 @@ export class DeliveryRepository {
   }
 
   /**
+   * Scheduler (a) with the schedule in Redis: the claimed ids whose row is still deferred and due
+   * become 'publishing' under a lease. Rows that moved on (published, held, done) are not taken.
+   */
+  async takeDueByIds(ids: readonly string[], leaseMs: number): Promise<Delivery[]> {
+    if (ids.length === 0) return [];
+    const res = await this.pool.query<DeliveryRowRaw>(
+      `UPDATE deliveries SET status = 'publishing', lease_until = ${plusMs('$2')}, updated_at = now()
+        WHERE id = ANY($1::uuid[]) AND status = 'deferred' AND next_attempt_at <= now()
+        RETURNING *`,
+      [[...new Set(ids)], leaseMs],
+    );
+    return res.rows.map(toDelivery);
+  }
+
+  /**
+   * First attempts to a destination that is down wait with its backlog instead of being published
+   * (destination back-off): 'queued' attempt-1 rows become 'deferred', due now. Returns the ids
+   * changed.
+   */
+  async deferNew(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const res = await this.pool.query<{ id: string }>(
+      `UPDATE deliveries SET status = 'deferred', next_attempt_at = now(), lease_until = NULL, updated_at = now()
+        WHERE id = ANY($1::uuid[]) AND attempt = 1 AND status IN ('queued', 'publishing')
+        RETURNING id`,
+      [[...new Set(ids)]],
+    );
+    return res.rows.map((r) => r.id);
+  }
+
+  /**
+   * Deferred rows in schedule order, a page at a time (keyset on next_attempt_at, id): what the
+   * router rebuilds the Redis schedule from, and checks it against. `dueBefore` limits the scan to
+   * rows due before then.
+   */
+  async deferredPage(after: { at: Date; id: string } | null, limit: number, dueBefore?: Date): Promise<{ id: string; destination: string; nextAttemptAt: Date }[]> {
+    const res = await this.pool.query<{ id: string; destination: string; next_attempt_at: Date }>(
+      `SELECT id, destination, next_attempt_at FROM deliveries
+        WHERE status = 'deferred'
+          AND ($1::timestamptz IS NULL OR (next_attempt_at, id) > ($1::timestamptz, $2::uuid))
+          AND ($4::timestamptz IS NULL OR next_attempt_at <= $4::timestamptz)
+        ORDER BY next_attempt_at, id LIMIT $3`,
+      [after?.at ?? null, after?.id ?? null, limit, dueBefore ?? null],
+    );
+    return res.rows.map((r) => ({ id: r.id, destination: r.destination, nextAttemptAt: r.next_attempt_at }));
+  }
+
+  /**
+   * Deferred rows overdue since before `overdueBefore` whose queue lifetime is over (the tenant's
+   * lifetime, or `defaultLifetimeMs`, or an operator's extension): a destination that stayed down
+   * gives most of its deliveries no attempt to expire after, so the router expires these itself.
+   */
+  async expiredDeferred(batch: number, overdueBefore: Date, defaultLifetimeMs: number): Promise<Delivery[]> {
+    const res = await this.pool.query<DeliveryRowRaw>(
+      `SELECT d.* FROM deliveries d LEFT JOIN tenants t ON t.id = d.tenant_id
+        WHERE d.status = 'deferred' AND d.next_attempt_at <= $2
+          AND coalesce(d.expires_at, d.created_at + coalesce(t.queue_lifetime_ms, $3::bigint) * interval '1 millisecond') < now()
+        ORDER BY d.next_attempt_at LIMIT $1`,
+      [batch, overdueBefore, defaultLifetimeMs],
+    );
+    return res.rows.map(toDelivery);
+  }
+
+  /**
    * Scheduler (b): a router died between writing a row and confirming its publish. The same
    * attempt is published again (a sender claims an attempt once, so a double publish is harmless).
    */

@@ -12,3 +12,4 @@ export * from './cidr.js';
 export * from './pools.js';
 export * from './subnet-checks.js';
 export * from './queue-control.js';
+export * from './retry-schedule.js';

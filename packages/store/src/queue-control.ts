@@ -1,5 +1,6 @@
 import { inTransaction, type Pool } from '@moat/runtime';
 import type { DeliveryStatus } from './deliveries.js';
+import type { RetrySchedule } from './retry-schedule.js';
 
 // =============================================================================================
 // Queue control: what operators and tenant admins do to queued deliveries through the API.
@@ -111,7 +112,26 @@ export type QueueChange = { ok: true; delivery: QueuedDelivery } | { ok: false; 
 const holdMatches = `h.destination = d.destination AND (h.tenant_id IS NULL OR h.tenant_id = d.tenant_id)`;
 
 export class QueueControlRepository {
-  constructor(private readonly pool: Pool) {}
+  /**
+   * `schedule`: the router's Redis retry schedule. Rows this makes due now (release, retry now)
+   * are put on it so the router takes them at once; without it (or with Redis away) the router's
+   * periodic check against Postgres finds them within MOAT_RETRY_SWEEP_MS + grace.
+   */
+  constructor(
+    private readonly pool: Pool,
+    private readonly schedule?: RetrySchedule,
+  ) {}
+
+  private async scheduleNow(rows: readonly { id: string; destination: string }[]): Promise<void> {
+    if (!this.schedule || rows.length === 0) return;
+    const now = Date.now();
+    await this.schedule.add(rows.map((r) => ({ id: r.id, destination: r.destination, dueAt: now }))).catch(() => {});
+  }
+
+  private async unschedule(rows: readonly { id: string; destination: string }[]): Promise<void> {
+    if (!this.schedule || rows.length === 0) return;
+    await this.schedule.remove(rows).catch(() => {});
+  }
 
   /** Deliveries not done, newest first (an index covers this order). */
   async list(f: QueueFilter): Promise<{ items: QueuedDelivery[]; next: { createdAt: string; id: string } | null }> {
@@ -146,9 +166,14 @@ export class QueueControlRepository {
     return res.rows[0]?.status ?? null;
   }
 
-  private async change(id: string, sql: string, params: unknown[]): Promise<QueueChange> {
+  private async change(id: string, sql: string, params: unknown[], after?: 'schedule' | 'unschedule'): Promise<QueueChange> {
     const res = await this.pool.query<Row>(sql, [id, ...params]);
-    if (res.rows[0]) return { ok: true, delivery: toQueued(res.rows[0]) };
+    if (res.rows[0]) {
+      const delivery = toQueued(res.rows[0]);
+      if (after === 'schedule') await this.scheduleNow([delivery]);
+      if (after === 'unschedule') await this.unschedule([delivery]);
+      return { ok: true, delivery };
+    }
     const status = await this.statusOf(id);
     return status === null ? { ok: false, reason: 'not-found' } : { ok: false, reason: 'state', status };
   }
@@ -160,6 +185,7 @@ export class QueueControlRepository {
       `UPDATE deliveries SET status = 'held', held_by = 'operator', lease_until = NULL, updated_at = now()
         WHERE id = $1 AND status IN ('publishing', 'queued', 'deferred', 'held') RETURNING ${columns}`,
       [],
+      'unschedule',
     );
   }
 
@@ -174,12 +200,13 @@ export class QueueControlRepository {
         WHERE d.id = $1 AND d.status = 'held' AND NOT EXISTS (SELECT 1 FROM destination_holds h WHERE ${holdMatches})
         RETURNING ${columns}`,
       [],
+      'schedule',
     );
   }
 
   /** A deferred delivery's next attempt, now. */
   retryNow(id: string): Promise<QueueChange> {
-    return this.change(id, `UPDATE deliveries SET next_attempt_at = now(), updated_at = now() WHERE id = $1 AND status = 'deferred' RETURNING ${columns}`, []);
+    return this.change(id, `UPDATE deliveries SET next_attempt_at = now(), updated_at = now() WHERE id = $1 AND status = 'deferred' RETURNING ${columns}`, [], 'schedule');
   }
 
   /** A new expiry for a waiting delivery (its deferred recipients expire then, not at the default). */
@@ -204,6 +231,7 @@ export class QueueControlRepository {
         WHERE d.id = old.id AND d.status IN ('publishing', 'queued', 'deferred', 'held')
         RETURNING d.id, d.message_id, d.tenant_id, d.destination, d.pool, d.mail_from, old.purged AS rcpts, d.status, d.held_by, d.attempt, d.next_attempt_at, d.last_error, d.created_at, d.expires_at, d.size`,
       [lastError],
+      'unschedule',
     );
   }
 
@@ -231,18 +259,22 @@ export class QueueControlRepository {
 
   /** Ends a pause: the rows it held become due retries (unless another pause still covers them). */
   async releaseDestination(destination: string, tenantId: string | null): Promise<{ released: number } | null> {
-    return inTransaction(this.pool, async (client) => {
+    const result = await inTransaction(this.pool, async (client) => {
       const deleted = await client.query(`DELETE FROM destination_holds WHERE destination = $1 AND tenant_id IS NOT DISTINCT FROM $2::uuid`, [destination, tenantId]);
       // Nothing deleted: nothing changes below either (the transaction commits an empty change).
       if ((deleted.rowCount ?? 0) === 0) return null;
       const released = await client.query(
         `UPDATE deliveries d SET status = 'deferred', held_by = NULL, next_attempt_at = now(), updated_at = now()
           WHERE d.destination = $1 AND ($2::uuid IS NULL OR d.tenant_id = $2) AND d.status = 'held' AND d.held_by = 'destination'
-            AND NOT EXISTS (SELECT 1 FROM destination_holds h WHERE ${holdMatches})`,
+            AND NOT EXISTS (SELECT 1 FROM destination_holds h WHERE ${holdMatches})
+          RETURNING d.id`,
         [destination, tenantId],
       );
-      return { released: released.rowCount ?? 0 };
+      return { released: released.rowCount ?? 0, ids: released.rows.map((r: { id: string }) => r.id) };
     });
+    if (!result) return null;
+    await this.scheduleNow(result.ids.map((id) => ({ id, destination })));
+    return { released: result.released };
   }
 
   /** One pause by id. */

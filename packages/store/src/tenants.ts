@@ -100,6 +100,38 @@ export class TenantRepository {
     const r = res.rows[0];
     return r ? { id: r.id, tenantId: r.tenant_id, name: r.name, routes: sortRoutes(r.routes), createdAt: r.created_at.toISOString() } : null;
   }
+
+  /** The tenant's own retry schedule and queue lifetime; null fields: the router's defaults. Null: no such tenant. */
+  async getDeliveryPolicy(tenantId: string): Promise<DeliveryPolicy | null> {
+    const res = await this.pool.query('SELECT retry_base_ms, retry_max_ms, queue_lifetime_ms, delay_warning_ms FROM tenants WHERE id = $1', [tenantId]);
+    const r = res.rows[0];
+    return r ? toDeliveryPolicy(r) : null;
+  }
+
+  /** Replaces the tenant's delivery policy (null fields: back to the defaults). Null: no such tenant. */
+  async setDeliveryPolicy(tenantId: string, policy: DeliveryPolicy): Promise<DeliveryPolicy | null> {
+    const res = await this.pool.query(
+      `UPDATE tenants SET retry_base_ms = $2, retry_max_ms = $3, queue_lifetime_ms = $4, delay_warning_ms = $5 WHERE id = $1
+       RETURNING retry_base_ms, retry_max_ms, queue_lifetime_ms, delay_warning_ms`,
+      [tenantId, policy.retryBaseMs, policy.retryMaxMs, policy.queueLifetimeMs, policy.delayWarningMs],
+    );
+    const r = res.rows[0];
+    return r ? toDeliveryPolicy(r) : null;
+  }
+}
+
+/** A tenant's delivery settings (queue control); each null field takes the router's default. */
+export interface DeliveryPolicy {
+  retryBaseMs: number | null;
+  retryMaxMs: number | null;
+  queueLifetimeMs: number | null;
+  delayWarningMs: number | null;
+}
+
+function toDeliveryPolicy(r: { retry_base_ms: number | null; retry_max_ms: number | null; queue_lifetime_ms: string | number | null; delay_warning_ms: string | number | null }): DeliveryPolicy {
+  // bigint columns come back as strings from pg.
+  const num = (v: string | number | null) => (v === null ? null : Number(v));
+  return { retryBaseMs: r.retry_base_ms, retryMaxMs: r.retry_max_ms, queueLifetimeMs: num(r.queue_lifetime_ms), delayWarningMs: num(r.delay_warning_ms) };
 }
 
 /** Routes in delivery order: lowest priority value first, then host for a stable order. */

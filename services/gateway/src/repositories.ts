@@ -1,4 +1,5 @@
 import type { Pool } from '@moat/runtime';
+import type { RetrySchedule } from '@moat/store';
 import { ApiKeyRepository, ArchiveRepository, AuditLog, ParkedRepository, PoolRepository, QueueControlRepository, SubnetCheckRepository, TenantRepository, TrackingRepository } from '@moat/store';
 import { MailboxRepository } from './data/mailboxes.js';
 import { PartnerRepository } from './data/partners.js';
@@ -18,7 +19,8 @@ export interface GatewayRepositories {
   queue: QueueControlRepository;
 }
 
-export function createRepositories(pool: Pool): GatewayRepositories {
+/** `schedule`: the router's retry schedule, so that released and retried deliveries go at once. */
+export function createRepositories(pool: Pool, schedule?: RetrySchedule): GatewayRepositories {
   return {
     tenants: new TenantRepository(pool),
     partners: new PartnerRepository(pool),
@@ -30,6 +32,6 @@ export function createRepositories(pool: Pool): GatewayRepositories {
     archive: new ArchiveRepository(pool),
     pools: new PoolRepository(pool),
     subnetChecks: new SubnetCheckRepository(pool),
-    queue: new QueueControlRepository(pool),
+    queue: new QueueControlRepository(pool, schedule),
   };
 }

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connectDependencies, type Logger, type RunningService } from '@moat/runtime';
+import { RetrySchedule } from '@moat/store';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { FixedWindowRateLimiter } from './rate-limit.js';
@@ -16,7 +17,7 @@ export interface GatewayService extends RunningService {
 
 export async function start(config: Config, log: Logger): Promise<GatewayService> {
   const deps = await connectDependencies('gateway', config, log);
-  const repos = createRepositories(deps.pool);
+  const repos = createRepositories(deps.pool, new RetrySchedule(deps.redis));
   const subnetChecks = new SubnetCheckStarter({
     checks: repos.subnetChecks,
     pools: repos.pools,

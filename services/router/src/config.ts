@@ -33,6 +33,18 @@ export const configSchema = z.object({
    * requests dead-lettered to parking. Keep it well above the longest normal queueing time.
    */
   MOAT_QUEUED_REPUBLISH_MS: envInt(1_000, 7 * 86_400_000).default(3_600_000),
+  /** A destination found down (no route took a connection, or 421) backs off as a whole: first for this long… */
+  MOAT_DESTINATION_BACKOFF_BASE_MS: envInt(100, 86_400_000).default(60_000),
+  /** …doubling per failed probe up to this. */
+  MOAT_DESTINATION_BACKOFF_MAX_MS: envInt(100, 7 * 86_400_000).default(3_600_000),
+  /** How long the one probe attempt of a down destination may run before another is allowed. */
+  MOAT_DESTINATION_PROBE_LEASE_MS: envInt(1_000, 3_600_000).default(120_000),
+  /** Retries published per destination per second at most (a recovered server's backlog drains at this pace). */
+  MOAT_DESTINATION_DRAIN_RATE: envInt(1, 100_000).default(100),
+  /** How often Postgres is checked for deferred deliveries the Redis schedule lost, and for expired ones. */
+  MOAT_RETRY_SWEEP_MS: envInt(100, 3_600_000).default(60_000),
+  /** Deliveries overdue by less than this are left to the Redis schedule by that check. */
+  MOAT_RETRY_SWEEP_GRACE_MS: envInt(0, 3_600_000).default(60_000),
   /** Rows the scheduler takes per query and kind. */
   MOAT_SCHEDULER_BATCH: envInt(1, 10_000).default(100),
   /** Port of the mail exchangers that MX routing finds (25; tests point it at a local server). */

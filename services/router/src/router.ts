@@ -9,6 +9,10 @@ import { fateEvents, noticeFor } from './notices.js';
 import type { RequestPublisher } from './requests.js';
 import { asDeferred, refusesPool } from './pool-choice.js';
 import { decideResult, type ResultPolicy } from './result.js';
+import type { ScheduleKeeper } from './schedule-keeper.js';
+
+/** A tenant's result policy and delay-warning threshold (its own settings over the router's defaults). */
+export type TenantDeliveryPolicy = ResultPolicy & { delayWarningMs: number };
 
 export interface RouterOptions {
   broker: Broker;
@@ -32,7 +36,11 @@ export interface RouterOptions {
     deliveriesOf: (messageId: string) => Promise<Delivery[]>;
   };
   pool: string;
+  /** The default policy; `policyFor` gives a tenant's own when it has one. */
   policy: ResultPolicy;
+  policyFor?: (tenantId: string) => Promise<TenantDeliveryPolicy>;
+  /** The Redis retry schedule and destination health; absent: Postgres alone schedules retries. */
+  keeper?: ScheduleKeeper;
   log: Logger;
   now?: () => Date;
   /**
@@ -113,7 +121,10 @@ export class DeliveryRouter {
     const waiting = deliveries.filter((d) => d.attempt === 1 && (d.status === 'queued' || d.status === 'publishing'));
     // A paused destination (queue control) gets its rows held instead of published.
     const paused = this.opts.holdIfPaused && waiting.length > 0 ? await this.opts.holdIfPaused(waiting.map((d) => d.id)) : new Set<string>();
-    await Promise.all(waiting.filter((d) => !paused.has(d.id)).map((d) => this.opts.publisher.publishAttempt(d)));
+    // A destination that is down gets new mail queued behind its backlog, not published.
+    const unpaused = waiting.filter((d) => !paused.has(d.id));
+    const backedOff = this.opts.keeper ? await this.opts.keeper.holdForDownDestinations(unpaused) : new Set<string>();
+    await Promise.all(unpaused.filter((d) => !backedOff.has(d.id)).map((d) => this.opts.publisher.publishAttempt(d)));
   }
 
   /**
@@ -172,31 +183,73 @@ export class DeliveryRouter {
     }
   }
 
-  async onResult(r: DeliveryResultPayload): Promise<void> {
+  async onResult(r: DeliveryResultPayload, opts: { notAttempted?: boolean } = {}): Promise<void> {
     const row = await this.opts.deliveries.get(r.deliveryId);
     if (!row || row.attempt !== r.attempt || row.status === 'done') {
       this.opts.log.debug({ deliveryId: r.deliveryId, attempt: r.attempt, rowAttempt: row?.attempt, status: row?.status }, 'duplicate or superseded delivery.result; ignoring');
       return;
     }
     const now = this.now();
+    const policy = this.opts.policyFor ? await this.opts.policyFor(row.tenantId) : { ...this.opts.policy, delayWarningMs: this.opts.bounces?.delayWarningMs ?? 0 };
+    const keeper = this.opts.keeper;
     // A destination that refuses the pool (its firewall, or "client host rejected") said nothing
     // about the recipients: they are retried, and the next attempt goes through another pool.
-    const refused = this.opts.onPoolRefused !== undefined && refusesPool(r);
+    const refused = !opts.notAttempted && this.opts.onPoolRefused !== undefined && refusesPool(r);
     if (refused) await this.opts.onPoolRefused!(r.pool, r.destination).catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'could not record the refused pool'));
-    const decision = decideResult(row, refused ? asDeferred(r) : r, now, this.opts.policy);
+    // Destination health: a server that is down backs off as a whole (all its deliveries wait for
+    // one probe); an answer ends that. Redis away: no back-off, nothing lost.
+    if (keeper && !opts.notAttempted) await keeper.observe(r).catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message }, 'could not record destination health'));
+    const decision = decideResult(row, refused ? asDeferred(r) : r, now, policy);
     // The DSN, then the tracking events, then the row: everything before the row changes, since
     // a redelivered result (router killed in between) is ignored once the row has moved on. Each
     // step is idempotent (deterministic ids), so the redelivery repeats them harmlessly and the
     // DSN is delivered once.
-    const notice = this.dsn ? noticeFor(row, r, decision, now, { delayWarningMs: this.opts.bounces!.delayWarningMs, lifetimeMs: this.opts.policy.lifetimeMs }) : null;
+    const notice = this.dsn ? noticeFor(row, r, decision, now, { delayWarningMs: policy.delayWarningMs, lifetimeMs: policy.lifetimeMs }) : null;
     if (notice) await this.dsn!.issue(row, r, notice);
     // Published before the row changes: if the update below is lost (crash), the redelivered
     // result publishes the same event ids again; the other way round a fate could vanish.
     for (const e of fateEvents(row, decision, notice)) await this.publishTrackingEvent(e.id, row.messageId, row.tenantId, e.kind, e.rcpt, e.detail);
-    const applied = await this.opts.deliveries.applyResult(row.id, row.attempt, decision.application);
+    const app = decision.application;
+    // Scheduled before the row is deferred: a crash in between leaves an entry whose row did not
+    // change (dropped when claimed), never a deferred row the schedule does not know.
+    if (keeper && app.status === 'deferred' && app.nextAttemptAt) {
+      await keeper.deferred(row, r, app.nextAttemptAt, decision.remaining).catch((err: unknown) => this.opts.log.warn({ err: (err as Error).message, deliveryId: row.id }, 'could not schedule the retry in redis; the sweep will'));
+    }
+    const applied = await this.opts.deliveries.applyResult(row.id, row.attempt, app);
+    if (keeper && applied && app.status !== 'deferred') await keeper.finished(row).catch(() => {});
     this.opts.log.debug(
-      { deliveryId: row.id, attempt: row.attempt, finished: decision.finished.length, remaining: decision.remaining.length, status: decision.application.status, dsn: notice?.action ?? null, applied },
+      { deliveryId: row.id, attempt: row.attempt, finished: decision.finished.length, remaining: decision.remaining.length, status: app.status, dsn: notice?.action ?? null, applied },
       'delivery result applied',
     );
+  }
+
+  /**
+   * Deliveries whose queue lifetime ran out while their destination kept them waiting (backed
+   * off, so never attempted): expired as if an attempt had been deferred now, with the last error
+   * they had, a DSN to the sender and tracking. Idempotent like any result.
+   */
+  async expireWaiting(rows: readonly Delivery[]): Promise<void> {
+    const now = this.now().toISOString();
+    for (const row of rows) {
+      const text = `not attempted before the queue lifetime ran out; last error: ${row.lastError ?? 'destination unavailable'}`;
+      await this.onResult(
+        {
+          deliveryId: row.id,
+          attempt: row.attempt,
+          messageId: row.messageId,
+          tenantId: row.tenantId,
+          pool: row.pool,
+          destination: row.destination,
+          sourceIp: null,
+          remoteHost: null,
+          tls: false,
+          startedAt: now,
+          finishedAt: now,
+          recipients: row.rcpts.map((rcpt) => ({ rcpt, outcome: 'deferred' as const, reply: { code: null, enhanced: '4.4.1', text } })),
+          error: text,
+        },
+        { notAttempted: true },
+      );
+    }
   }
 }

@@ -1,13 +1,14 @@
 import { queues } from '@moat/contracts';
 import { connectDependencies, createResolver, PoolMembership, type Logger, type RunningService } from '@moat/runtime';
-import { DeliveryRepository, keyringFromConfig, MessageStore, PoolRepository, QueueControlRepository, TenantRepository, TtlCache, type SendingPool } from '@moat/store';
+import { DeliveryRepository, keyringFromConfig, MessageStore, PoolRepository, QueueControlRepository, RetrySchedule, TenantRepository, TtlCache, type DeliveryPolicy, type SendingPool } from '@moat/store';
 import { PoolChooser } from './pool-chooser.js';
 import type { Route } from '@moat/contracts';
 import { BatchedDeliveries } from './batched-deliveries.js';
 import type { Config } from './config.js';
 import { MailRouteCache, resolveMailRoutes, type MailRoutes } from './mx.js';
 import { RequestPublisher } from './requests.js';
-import { DeliveryRouter } from './router.js';
+import { DeliveryRouter, type TenantDeliveryPolicy } from './router.js';
+import { ScheduleKeeper } from './schedule-keeper.js';
 import { Scheduler } from './scheduler.js';
 
 export interface RunningRouter extends RunningService {
@@ -50,8 +51,29 @@ export async function start(config: Config, log: Logger): Promise<RunningRouter>
   const queueControl = new QueueControlRepository(deps.pool);
   const anyPause = new TtlCache<boolean>(Math.min(config.MOAT_ROUTE_CACHE_MS, 2_000));
   const holdIfPaused = async (ids: string[]) => ((await anyPause.get('any', () => queueControl.anyDestinationHeld())) ? queueControl.holdIfPaused(ids) : new Set<string>());
+  // Retries and destination health in Redis (retry-schedule.ts); Postgres stays the truth.
+  const schedule = new RetrySchedule(deps.redis);
+  const keeper = new ScheduleKeeper({
+    schedule,
+    deliveries,
+    backoff: { baseMs: config.MOAT_DESTINATION_BACKOFF_BASE_MS, maxMs: config.MOAT_DESTINATION_BACKOFF_MAX_MS },
+    log,
+  });
+  // A tenant's own retry schedule and lifetime (API: /tenants/{id}/delivery-policy), over the defaults.
+  const policyCache = new TtlCache<DeliveryPolicy | null>(Math.max(config.MOAT_ROUTE_CACHE_MS, 1_000));
+  const policyFor = async (tenantId: string): Promise<TenantDeliveryPolicy> => {
+    const own = await policyCache.get(tenantId, () => tenants.getDeliveryPolicy(tenantId));
+    const baseMs = own?.retryBaseMs ?? config.MOAT_RETRY_BASE_MS;
+    return {
+      retry: { baseMs, maxMs: Math.max(baseMs, own?.retryMaxMs ?? config.MOAT_RETRY_MAX_MS) },
+      lifetimeMs: own?.queueLifetimeMs ?? config.MOAT_QUEUE_LIFETIME_MS,
+      delayWarningMs: own?.delayWarningMs ?? config.MOAT_DSN_DELAY_WARNING_MS,
+    };
+  };
   const router = new DeliveryRouter({
     broker: deps.broker,
+    keeper,
+    policyFor,
     holdIfPaused,
     onPoolRefused: (pool, destination) => chooser.markRefused(pool, destination),
     deliveries: batched,
@@ -81,6 +103,16 @@ export async function start(config: Config, log: Logger): Promise<RunningRouter>
     queuedRepublishMs: config.MOAT_QUEUED_REPUBLISH_MS,
     // Only while some destination is paused: with none, a scheduler tick costs no extra statement.
     holdDuePaused: async () => ((await anyPause.get('any', () => queueControl.anyDestinationHeld())) ? queueControl.holdDuePaused() : 0),
+    redis: {
+      schedule,
+      keeper,
+      drainPerSecond: config.MOAT_DESTINATION_DRAIN_RATE,
+      probeLeaseMs: config.MOAT_DESTINATION_PROBE_LEASE_MS,
+      sweepMs: config.MOAT_RETRY_SWEEP_MS,
+      sweepGraceMs: config.MOAT_RETRY_SWEEP_GRACE_MS,
+      defaultLifetimeMs: config.MOAT_QUEUE_LIFETIME_MS,
+      expire: (rows) => router.expireWaiting(rows),
+    },
     log,
   });
   try {
