@@ -10,6 +10,8 @@ export class TcpProxy {
   private readonly sockets = new Set<net.Socket>();
   private down = false;
   port = 0;
+  /** Connections clients opened, refused ones (while cut) included. */
+  accepted = 0;
 
   constructor(
     private readonly targetHost: string,
@@ -18,6 +20,7 @@ export class TcpProxy {
 
   async start(): Promise<number> {
     this.server = net.createServer((client) => {
+      this.accepted += 1;
       if (this.down) {
         client.destroy();
         return;

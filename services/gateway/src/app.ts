@@ -13,6 +13,7 @@ import { archiveRoutes } from './routes/archive.js';
 import { domainRoutes } from './routes/domains.js';
 import { mailboxRoutes } from './routes/mailboxes.js';
 import { messageRoutes } from './routes/messages.js';
+import { deliveryPolicyRoutes } from './routes/delivery-policy.js';
 import { queueRoutes } from './routes/queue.js';
 import { parkedRoutes } from './routes/parked.js';
 import { partnerRoutes } from './routes/partners.js';
@@ -47,6 +48,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'repos' | 'broker' | 'subnetChecks
     ...poolRoutes(deps.repos),
     ...subnetCheckRoutes(deps.repos, deps.subnetChecks),
     ...queueRoutes(deps.repos, deps.broker),
+    ...deliveryPolicyRoutes(deps.repos),
   ];
   let document: Record<string, unknown> | null = null;
   routes.push(
