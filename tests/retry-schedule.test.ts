@@ -119,6 +119,13 @@ describe('retry schedule and destination health (Redis)', () => {
     expect(attempted.length).toBeGreaterThanOrEqual(1);
     expect(attempted[0]).toMatchObject({ destination, attempts: expect.any(Number) });
     expect(Object.values(attempted[0]!.lastReplies)[0]).toMatch(/connection|closed|ECONN|before/i);
+    // The same through the API: the queue item's retry state, and the destination's health.
+    const listed = (await api.request('GET', `/api/v1/queue?tenant=${tenantId}&limit=1000`)).body.items as { retry: { attempts: number; lastReplies: Record<string, string> } | null }[];
+    expect(listed.some((i) => i.retry !== null && i.retry.attempts >= 1 && Object.keys(i.retry.lastReplies).length === 1)).toBe(true);
+    const dests = await api.request('GET', `/api/v1/queue/destinations?tenant=${tenantId}`);
+    expect(dests.status).toBe(200);
+    expect(dests.body.items).toEqual([expect.objectContaining({ destination, waiting: 20, failures: expect.any(Number), backoffUntil: expect.any(String) })]);
+    expect(dests.body.items[0].failures).toBeGreaterThanOrEqual(1);
 
     proxy.restore();
     await eventually(() => expect(deliveredTo(rcpts)).toHaveLength(20), 45_000);

@@ -1,6 +1,6 @@
 import { inTransaction, type Pool } from '@moat/runtime';
 import type { DeliveryStatus } from './deliveries.js';
-import type { RetrySchedule } from './retry-schedule.js';
+import type { RetrySchedule, RetryState } from './retry-schedule.js';
 
 // =============================================================================================
 // Queue control: what operators and tenant admins do to queued deliveries through the API.
@@ -27,6 +27,22 @@ export interface QueuedDelivery {
   createdAt: string;
   expiresAt: string | null;
   size: number;
+  /** Its retry state in Redis (attempts, first and next attempt, last reply per recipient); null before a first failure or when unknown. */
+  retry?: RetryState | null;
+}
+
+/** A destination with mail waiting, and its health (a down destination is backed off as a whole). */
+export interface QueuedDestination {
+  destination: string;
+  waiting: number;
+  deferred: number;
+  held: number;
+  oldestAt: string;
+  nextAttemptAt: string | null;
+  /** Consecutive attempts that found it down; 0: up. */
+  failures: number;
+  backoffUntil: string | null;
+  lastError: string | null;
 }
 
 export interface QueueFilter {
@@ -152,7 +168,47 @@ export class QueueControlRepository {
     const res = await this.pool.query<Row>(`SELECT ${columns} FROM deliveries WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT ${param(limit + 1)}`, params);
     const rows = res.rows.slice(0, limit);
     const last = rows[rows.length - 1];
-    return { items: rows.map(toQueued), next: res.rows.length > limit && last ? { createdAt: last.created_at.toISOString(), id: last.id } : null };
+    const items = rows.map(toQueued);
+    if (this.schedule && items.length > 0) {
+      // Redis away: the listing still answers, without the retry state.
+      const states = await this.schedule.states(items.map((i) => i.id)).catch(() => items.map(() => null));
+      items.forEach((item, i) => {
+        const st = states[i];
+        item.retry = st ? { attempts: st.attempts, firstAttemptAt: st.firstAttemptAt, nextAttemptAt: st.nextAttemptAt, lastReplies: st.lastReplies } : null;
+      });
+    }
+    return { items, next: res.rows.length > limit && last ? { createdAt: last.created_at.toISOString(), id: last.id } : null };
+  }
+
+  /**
+   * Destinations with mail waiting (for these tenants, or all), most waiting first, with their
+   * health from the retry schedule: which customer servers are down and since how long.
+   */
+  async destinations(f: { tenantId?: string; tenantIds?: string[]; limit: number }): Promise<QueuedDestination[]> {
+    const res = await this.pool.query<{ destination: string; waiting: number; deferred: number; held: number; oldest_at: Date; next_attempt_at: Date | null }>(
+      `SELECT destination, count(*)::int AS waiting, count(*) FILTER (WHERE status = 'deferred')::int AS deferred,
+              count(*) FILTER (WHERE status = 'held')::int AS held, min(created_at) AS oldest_at,
+              min(next_attempt_at) FILTER (WHERE status = 'deferred') AS next_attempt_at
+         FROM deliveries
+        WHERE status <> 'done' AND ($1::uuid IS NULL OR tenant_id = $1) AND ($2::uuid[] IS NULL OR tenant_id = ANY($2::uuid[]))
+        GROUP BY destination ORDER BY count(*) DESC, destination LIMIT $3`,
+      [f.tenantId ?? null, f.tenantIds ?? null, Math.max(1, Math.min(f.limit, 1000))],
+    );
+    const health = this.schedule ? await this.schedule.health(res.rows.map((r) => r.destination)).catch(() => []) : [];
+    return res.rows.map((r, i) => {
+      const h = health[i];
+      return {
+        destination: r.destination,
+        waiting: r.waiting,
+        deferred: r.deferred,
+        held: r.held,
+        oldestAt: r.oldest_at.toISOString(),
+        nextAttemptAt: r.next_attempt_at?.toISOString() ?? null,
+        failures: h?.failures ?? 0,
+        backoffUntil: h && h.backoffUntil > 0 ? new Date(h.backoffUntil).toISOString() : null,
+        lastError: h?.lastError ?? null,
+      };
+    });
   }
 
   async get(id: string): Promise<QueuedDelivery | null> {

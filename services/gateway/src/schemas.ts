@@ -279,8 +279,34 @@ export const QueueItem = z
     createdAt: timestamp,
     expiresAt: timestamp.nullable().meta({ description: 'An extended lifetime; null: the default queue lifetime from createdAt' }),
     size: z.number().int(),
+    retry: z
+      .object({
+        attempts: z.number().int(),
+        firstAttemptAt: z.string().nullable(),
+        nextAttemptAt: z.string().nullable(),
+        lastReplies: z.record(z.string(), z.string()).meta({ description: 'The last reply per recipient still queued' }),
+      })
+      .nullable()
+      .optional()
+      .meta({ description: 'Retry state from the retry schedule (Redis): null before a first failed attempt' }),
   })
   .meta({ id: 'QueuedDelivery' });
+
+export const QueuedDestination = z
+  .object({
+    destination: z.string(),
+    waiting: z.number().int().meta({ description: 'Deliveries not done' }),
+    deferred: z.number().int(),
+    held: z.number().int(),
+    oldestAt: timestamp,
+    nextAttemptAt: timestamp.nullable(),
+    failures: z.number().int().meta({ description: 'Consecutive attempts that found the destination down (0: up)' }),
+    backoffUntil: timestamp.nullable().meta({ description: 'While down: no attempt before then except one probe' }),
+    lastError: z.string().nullable(),
+  })
+  .meta({ id: 'QueuedDestination' });
+
+export const QueuedDestinationList = z.object({ items: z.array(QueuedDestination) }).meta({ id: 'QueuedDestinationList' });
 
 export const QueueList = z.object({ items: z.array(QueueItem), next: z.string().nullable() }).meta({ id: 'QueuedDeliveryList' });
 

@@ -8,7 +8,7 @@ import { decodeCursor, encodeCursor } from './messages.js';
 import { badRequest, conflict, notFound } from '../problem.js';
 import type { GatewayRepositories } from '../repositories.js';
 import { defineRoute, type RouteDef } from '../route.js';
-import { DestinationHold, DestinationHoldCreate, DestinationHoldList, DestinationRelease, PurgeRequest, QueueExtend, QueueItem, QueueList, QueueQuery } from '../schemas.js';
+import { DestinationHold, DestinationHoldCreate, DestinationHoldList, DestinationRelease, PurgeRequest, QueuedDestinationList, QueueExtend, QueueItem, QueueList, QueueQuery } from '../schemas.js';
 
 const deliveryParams = z.object({ deliveryId: z.string().uuid() });
 const holdParams = z.object({ holdId: z.string().regex(/^\d+$/) });
@@ -90,6 +90,21 @@ export function queueRoutes(repos: GatewayRepositories, broker: Pick<Broker, 'pu
       },
     }),
     // Before /queue/{deliveryId}: express matches in order.
+    defineRoute({
+      method: 'get',
+      path: '/queue/destinations',
+      operationId: 'listQueuedDestinations',
+      summary: 'Destinations with mail waiting, and their health',
+      description: 'Per destination server: deliveries waiting (deferred, held), the oldest, the next attempt, and whether it is down (consecutive failures, back-off end, last error). A down destination is retried by one probe at a time; when it answers, its backlog drains at MOAT_DESTINATION_DRAIN_RATE.',
+      tag: 'queue',
+      query: z.strictObject({ tenant: z.string().uuid().optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }),
+      success: { status: 200, description: 'Destinations, most waiting first', schema: QueuedDestinationList },
+      handler: async ({ query, access }) => {
+        access.requireScope('queue:read');
+        const scope = await access.tenantFilter(query.tenant);
+        return { body: { items: await repos.queue.destinations({ ...scope, limit: query.limit }) } };
+      },
+    }),
     defineRoute({
       method: 'get',
       path: '/queue/destination-holds',
