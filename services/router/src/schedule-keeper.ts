@@ -46,8 +46,19 @@ export class ScheduleKeeper {
     await this.opts.schedule.add([{ id: row.id, destination: row.destination, dueAt: dueAt.getTime(), state }]);
   }
 
-  /** The delivery left the queue (done, or held by an operator): off the schedule. */
-  async finished(row: Pick<Delivery, 'id' | 'destination'>): Promise<void> {
+  /** Whether a destination is marked down (cached for a second). */
+  private isBackedOff(destination: string): Promise<boolean> {
+    return this.backedOff.get(destination, async () => ((await this.opts.schedule.health([destination]))[0]?.failures ?? 0) > 0);
+  }
+
+  /**
+   * The delivery left the queue (done, or held by an operator): off the schedule. A first
+   * attempt that ends the delivery has nothing there (its queue entry, if it waited for a down
+   * destination, went when it was published; state is written only on a deferral), so the hot
+   * path — delivered at the first attempt — costs no Redis round trip.
+   */
+  async finished(row: Pick<Delivery, 'id' | 'destination' | 'attempt'>): Promise<void> {
+    if (row.attempt <= 1) return;
     await this.opts.schedule.remove([{ id: row.id, destination: row.destination }]);
   }
 
@@ -55,6 +66,9 @@ export class ScheduleKeeper {
   async observe(result: DeliveryResultPayload): Promise<void> {
     const verdict = destinationVerdict(result);
     if (verdict === 'up') {
+      // The common case — a destination that was never down — costs no round trip beyond the
+      // cached health lookup (at most one a second per destination).
+      if (!(await this.isBackedOff(result.destination))) return;
       if (await this.opts.schedule.destinationUp(result.destination, this.now())) {
         this.backedOff.delete(result.destination);
         this.opts.log.info({ destination: result.destination }, 'destination answers again; draining its backlog at the paced rate');
@@ -78,8 +92,7 @@ export class ScheduleKeeper {
       const down = new Set<string>();
       await Promise.all(
         destinations.map(async (d) => {
-          const isDown = await this.backedOff.get(d, async () => ((await this.opts.schedule.health([d]))[0]?.failures ?? 0) > 0);
-          if (isDown) down.add(d);
+          if (await this.isBackedOff(d)) down.add(d);
         }),
       );
       if (down.size === 0) return new Set();

@@ -37,7 +37,9 @@ export interface SchedulerOptions {
 }
 
 /**
- * Moves deliveries along when no event will: (a) deferred rows whose retry is due, (b) rows left
+ * Moves deliveries along when no event will: (a) deferred rows whose retry is due (claimed from
+ * the Redis retry schedule, which applies destination back-off and pacing; straight from
+ * Postgres while Redis is away), (b) rows left
  * 'publishing' by a router that died before its publish was confirmed, (c) rows left 'sending' by
  * a sender that died (its claim's lease ran out), (d) rows 'queued' for so long that their
  * request was probably dead-lettered (a sender could not reach Postgres through the queue's whole
