@@ -165,6 +165,27 @@ describe('retry schedule and destination health (Redis)', () => {
     await proxy.stop();
   }, 120_000);
 
+  it('when a router dies between claiming due retries and publishing them, then the claims come back after their lease and every message is delivered once', async () => {
+    const { proxy, domain, tenantId, destination } = await downDomain('ClaimCrash');
+    const rcpts = await sendMany(domain, 8);
+    await eventually(async () => expect(await queuedCount(tenantId, 'deferred')).toBe(8), 20_000);
+    await stack.stopService('router');
+    try {
+      proxy.restore();
+      await schedule.destinationUp(destination, Date.now());
+      // Play the router that dies: claim everything due and never publish.
+      const claimed = await schedule.claim({ now: Date.now() + 1_000, batch: 1_000, leaseMs: 3_000, drainPerSecond: 100_000, probeLeaseMs: 3_000 });
+      expect(claimed.entries.length).toBeGreaterThanOrEqual(7);
+      expect((await schedule.claim({ now: Date.now() + 1_000, batch: 1_000, leaseMs: 3_000, drainPerSecond: 100_000, probeLeaseMs: 3_000 })).entries).toEqual([]);
+    } finally {
+      await stack.startService('router');
+    }
+    await eventually(() => expect(deliveredTo(rcpts)).toHaveLength(8), 45_000);
+    await sleep(1_000);
+    for (const rcpt of rcpts) expect(customer.transactions.filter((tx) => tx.rcptTo.includes(rcpt))).toHaveLength(1);
+    await proxy.stop();
+  }, 120_000);
+
   it("when a tenant sets a short queue lifetime, then its waiting mail expires with a DSN while another tenant's keeps waiting", async () => {
     const short = await downDomain('ShortLifetime');
     const long = await downDomain('DefaultLifetime');
