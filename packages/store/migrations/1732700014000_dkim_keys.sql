@@ -1,5 +1,14 @@
 -- Up Migration
 
+-- The X25519 public keys DKIM private keys are sealed to (packages/store/src/sealed-box.ts), one
+-- per master key id, published by the filter, which holds the keyring. The gateway seals the keys
+-- it generates to the newest one without holding the master key itself.
+CREATE TABLE dkim_sealing_keys (
+  key_id text PRIMARY KEY,
+  public_key bytea NOT NULL CHECK (length(public_key) = 32),
+  published_at timestamptz NOT NULL DEFAULT now()
+);
+
 -- DKIM signing keys of protected domains (RFC 6376). The filter signs a tenant's outbound mail
 -- with the domain's `active` key. A key is `pending` from its creation until it is activated
 -- (time to publish its DNS record first: a signature whose key is not in DNS yet fails at the
@@ -15,10 +24,11 @@ CREATE TABLE dkim_keys (
   -- The p= value of the DNS record: base64 of the DER SubjectPublicKeyInfo (RSA, RFC 6376
   -- §3.6.1) or of the raw 32-byte key (Ed25519, RFC 8463 §4).
   public_key text NOT NULL,
-  -- The PKCS#8 PEM private key, sealed like message bodies (envelope encryption under the
-  -- master key `key_id`, the row id as additional data so a key cannot be moved between rows).
+  -- The PKCS#8 PEM private key, sealed to the X25519 key derived from master key `key_id`
+  -- (ephemeral_key: the sealer's half of the exchange), with the row id as additional data so a
+  -- key cannot be moved between rows.
   key_id text NOT NULL,
-  wrapped_key bytea NOT NULL,
+  ephemeral_key bytea NOT NULL,
   iv bytea NOT NULL,
   tag bytea NOT NULL,
   private_key bytea NOT NULL,
@@ -34,4 +44,4 @@ CREATE UNIQUE INDEX dkim_keys_selector ON dkim_keys (domain_id, selector);
 CREATE UNIQUE INDEX dkim_keys_one_active ON dkim_keys (domain_id) WHERE state = 'active';
 
 -- Down Migration
-DROP TABLE dkim_keys;
+DROP TABLE dkim_keys, dkim_sealing_keys;

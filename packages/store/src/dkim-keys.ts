@@ -1,11 +1,12 @@
 import { generateKeyPair, randomBytes, randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
 import { inTransaction, MoatError, type Pool } from '@moat/runtime';
-import { open, seal, type Keyring } from './crypto.js';
+import type { Keyring } from './crypto.js';
+import { openBox, sealingKeyOf, sealTo, type SealingKey } from './sealed-box.js';
 
 // =============================================================================================
-// DKIM keys of protected domains (RFC 6376). Private keys are sealed at rest with the message
-// store's keyring; they are opened only by the filter, to sign, and never leave through the API.
+// DKIM keys of protected domains (RFC 6376). Private keys are sealed at rest to the message
+// store's keyring (a sealed box: the gateway that generates them holds no master key); they are
+// opened only by the filter, to sign, and never leave through the API.
 // =============================================================================================
 
 /** RSA (RFC 6376 §3.3.1) and Ed25519 (RFC 8463): the two signing algorithms receivers verify. */
@@ -46,16 +47,24 @@ export interface DkimKeyPair {
   privateKeyPem: string;
 }
 
-const generate = promisify(generateKeyPair);
+const encoding = { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as const;
+
+/** The pair as DER SubjectPublicKeyInfo and PKCS#8 PEM, generated off the event loop. */
+function generateEncoded(type: 'rsa' | 'ed25519'): Promise<{ publicKey: Buffer; privateKey: string }> {
+  return new Promise((resolve, reject) => {
+    const done = (err: Error | null, publicKey: Buffer, privateKey: string) => (err ? reject(err) : resolve({ publicKey, privateKey }));
+    if (type === 'rsa') generateKeyPair('rsa', { modulusLength: dkimRsaBits, ...encoding }, done);
+    else generateKeyPair('ed25519', encoding, done);
+  });
+}
 
 /** A fresh key pair; asynchronous, because an RSA key takes tens of milliseconds of CPU. */
 export async function generateDkimKeyPair(algorithm: DkimAlgorithm): Promise<DkimKeyPair> {
-  const encoding = { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as const;
   if (algorithm === 'rsa-sha256') {
-    const { publicKey, privateKey } = await generate('rsa', { modulusLength: dkimRsaBits, ...encoding });
+    const { publicKey, privateKey } = await generateEncoded('rsa');
     return { algorithm, publicKey: publicKey.toString('base64'), privateKeyPem: privateKey };
   }
-  const { publicKey, privateKey } = await generate('ed25519', encoding);
+  const { publicKey, privateKey } = await generateEncoded('ed25519');
   // The SPKI of an Ed25519 key is a fixed 12-byte prefix and the 32-byte key; DNS carries the key alone.
   return { algorithm, publicKey: publicKey.subarray(publicKey.length - 32).toString('base64'), privateKeyPem: privateKey };
 }
@@ -143,27 +152,33 @@ function sealingContext(id: string): string {
 
 type Queryable = Pick<Pool, 'query'>;
 
+/** Keys as the API manages them; needs no master key (it seals to the published sealing key). */
 export class DkimKeyRepository {
-  constructor(
-    private readonly pool: Pool,
-    private readonly keyring: Keyring,
-  ) {}
+  constructor(private readonly pool: Pool) {}
+
+  /** The newest published sealing key; null until a filter has started once. */
+  async sealingKey(): Promise<SealingKey | null> {
+    const res = await this.pool.query<{ key_id: string; public_key: Buffer }>('SELECT key_id, public_key FROM dkim_sealing_keys ORDER BY published_at DESC, key_id LIMIT 1');
+    const r = res.rows[0];
+    return r ? { keyId: r.key_id, publicKey: r.public_key } : null;
+  }
 
   /**
-   * Stores a key for a domain, `pending`, or `active` at once (retiring the active one).
-   * NOT_FOUND when the domain does not exist; CONFLICT when the domain already has the selector.
+   * Stores a key for a domain, its private key sealed to `sealingKey`; `pending`, or `active` at
+   * once (retiring the active one). NOT_FOUND when the domain does not exist; CONFLICT when the
+   * domain already has the selector.
    */
-  async create(input: { domainId: string; selector: string; pair: DkimKeyPair; activate: boolean }): Promise<{ key: DkimKey; retired: DkimKey | null }> {
+  async create(input: { domainId: string; selector: string; pair: DkimKeyPair; activate: boolean; sealingKey: SealingKey }): Promise<{ key: DkimKey; retired: DkimKey | null }> {
     const selector = input.selector.toLowerCase();
     const id = randomUUID();
-    const sealed = seal(this.keyring, Buffer.from(input.pair.privateKeyPem, 'utf8'), sealingContext(id));
+    const box = sealTo(input.sealingKey, Buffer.from(input.pair.privateKeyPem, 'utf8'), sealingContext(id));
     return inTransaction(this.pool, async (client) => {
       if (!(await this.lockDomain(client, input.domainId))) throw new MoatError('NOT_FOUND', `domain ${input.domainId} does not exist`);
       try {
         await client.query(
-          `INSERT INTO dkim_keys (id, domain_id, selector, algorithm, public_key, key_id, wrapped_key, iv, tag, private_key)
+          `INSERT INTO dkim_keys (id, domain_id, selector, algorithm, public_key, key_id, ephemeral_key, iv, tag, private_key)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-          [id, input.domainId, selector, input.pair.algorithm, input.pair.publicKey, sealed.keyId, sealed.wrappedKey, sealed.iv, sealed.tag, sealed.ciphertext],
+          [id, input.domainId, selector, input.pair.algorithm, input.pair.publicKey, box.keyId, box.ephemeralKey, box.iv, box.tag, box.ciphertext],
         );
       } catch (err) {
         if ((err as { code?: string }).code === '23505') throw new MoatError('CONFLICT', `the domain already has a DKIM key with selector ${selector}; selectors are never reused`);
@@ -213,30 +228,6 @@ export class DkimKeyRepository {
     return key;
   }
 
-  /**
-   * The active key of a protected domain, opened, for signing; null when the domain is not
-   * protected or has no active key. DECRYPT_FAILED (permanent) when the master key that sealed it
-   * is not configured.
-   */
-  async activeSigningKey(domainName: string): Promise<DkimSigningKey | null> {
-    const res = await this.pool.query<{ id: string; domain_id: string; tenant_id: string; domain: string; selector: string; algorithm: DkimAlgorithm; key_id: string; wrapped_key: Buffer; iv: Buffer; tag: Buffer; private_key: Buffer }>(
-      `SELECT k.id, k.domain_id, d.tenant_id, d.name AS domain, k.selector, k.algorithm, k.key_id, k.wrapped_key, k.iv, k.tag, k.private_key
-         FROM dkim_keys k JOIN domains d ON d.id = k.domain_id
-        WHERE d.name = $1 AND k.state = 'active'`,
-      [domainName],
-    );
-    const r = res.rows[0];
-    if (!r) return null;
-    let pem: Buffer;
-    try {
-      pem = open(this.keyring, { keyId: r.key_id, wrappedKey: r.wrapped_key, iv: r.iv, tag: r.tag, ciphertext: r.private_key }, sealingContext(r.id));
-    } catch (err) {
-      const why = err instanceof MoatError ? err.message : String(err);
-      throw new MoatError('DECRYPT_FAILED', `DKIM key ${r.id} of ${r.domain} cannot be opened: ${why}`, { permanent: true, cause: err });
-    }
-    return { keyId: r.id, tenantId: r.tenant_id, domainId: r.domain_id, domain: r.domain, selector: r.selector, algorithm: r.algorithm, privateKeyPem: pem.toString('utf8') };
-  }
-
   /** Serialises key changes of one domain (two activations at once would otherwise both retire the old key). */
   private async lockDomain(client: Queryable, domainId: string): Promise<boolean> {
     const res = await client.query('SELECT 1 FROM domains WHERE id = $1 FOR UPDATE', [domainId]);
@@ -257,5 +248,51 @@ export class DkimKeyRepository {
   private async read(client: Queryable, id: string): Promise<DkimKey | null> {
     const res = await client.query<KeyRow>(`SELECT ${keyColumns} FROM dkim_keys k JOIN domains d ON d.id = k.domain_id WHERE k.id = $1`, [id]);
     return res.rows[0] ? toKey(res.rows[0]) : null;
+  }
+}
+
+/** The filter's side: publishes the key DKIM keys are sealed to, and opens active keys to sign. */
+export class DkimSigningKeys {
+  constructor(
+    private readonly pool: Pool,
+    private readonly keyring: Keyring,
+  ) {}
+
+  /**
+   * Publishes the sealing key of the current master key, so the gateway can seal new keys to it.
+   * Idempotent: every filter start does it; the newest publication is the one the gateway uses.
+   */
+  async publishSealingKey(): Promise<SealingKey> {
+    const key = sealingKeyOf(this.keyring);
+    await this.pool.query(
+      `INSERT INTO dkim_sealing_keys (key_id, public_key) VALUES ($1, $2)
+       ON CONFLICT (key_id) DO UPDATE SET public_key = EXCLUDED.public_key, published_at = now()`,
+      [key.keyId, key.publicKey],
+    );
+    return key;
+  }
+
+  /**
+   * The active key of a protected domain, opened, for signing; null when the domain is not
+   * protected or has no active key. DECRYPT_FAILED (permanent) when the master key it was sealed
+   * to is not configured here.
+   */
+  async activeSigningKey(domainName: string): Promise<DkimSigningKey | null> {
+    const res = await this.pool.query<{ id: string; domain_id: string; tenant_id: string; domain: string; selector: string; algorithm: DkimAlgorithm; key_id: string; ephemeral_key: Buffer; iv: Buffer; tag: Buffer; private_key: Buffer }>(
+      `SELECT k.id, k.domain_id, d.tenant_id, d.name AS domain, k.selector, k.algorithm, k.key_id, k.ephemeral_key, k.iv, k.tag, k.private_key
+         FROM dkim_keys k JOIN domains d ON d.id = k.domain_id
+        WHERE d.name = $1 AND k.state = 'active'`,
+      [domainName],
+    );
+    const r = res.rows[0];
+    if (!r) return null;
+    let pem: Buffer;
+    try {
+      pem = openBox(this.keyring, { keyId: r.key_id, ephemeralKey: r.ephemeral_key, iv: r.iv, tag: r.tag, ciphertext: r.private_key }, sealingContext(r.id));
+    } catch (err) {
+      const why = err instanceof MoatError ? err.message : String(err);
+      throw new MoatError('DECRYPT_FAILED', `DKIM key ${r.id} of ${r.domain} cannot be opened: ${why}`, { permanent: true, cause: err });
+    }
+    return { keyId: r.id, tenantId: r.tenant_id, domainId: r.domain_id, domain: r.domain, selector: r.selector, algorithm: r.algorithm, privateKeyPem: pem.toString('utf8') };
   }
 }

@@ -14,3 +14,4 @@ export * from './subnet-checks.js';
 export * from './queue-control.js';
 export * from './retry-schedule.js';
 export * from './dkim-keys.js';
+export * from './sealed-box.js';
