@@ -142,7 +142,8 @@ describe('OutboundSigner', () => {
 
   it('when the key cannot be opened, then the message goes unsigned with the reason; when the database fails, the error propagates (retried)', async () => {
     const broken = await signer({ 'acme.example': new MoatError('DECRYPT_FAILED', 'master key k0 is not configured', { permanent: true }) }).sign(input());
-    expect(broken).toEqual({ signed: false, reason: expect.stringContaining('the active key of acme.example cannot be opened (master key k0 is not configured)') });
+    expect(broken).toEqual({ signed: false, reason: expect.stringContaining('the active key of acme.example cannot be opened') });
+    expect(broken.reason).not.toContain('k0');
     await expect(signer({ 'acme.example': new MoatError('STORE_READ_FAILED', 'connection refused') }).sign(input())).rejects.toThrow('connection refused');
   });
 

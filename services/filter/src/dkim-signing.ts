@@ -147,7 +147,8 @@ export class OutboundSigner {
       } catch (err) {
         if (err instanceof MoatError && err.code === 'DECRYPT_FAILED') {
           this.opts.log.error({ domain: candidate.domain, err: err.message }, 'DKIM key cannot be opened; the message goes unsigned');
-          return { signed: false, reason: `not DKIM-signed: the active key of ${candidate.domain} cannot be opened (${err.message})` };
+          // The detail (key id, master key id) is for the operator's log; the reason reaches the tenant.
+          return { signed: false, reason: `not DKIM-signed: the active key of ${candidate.domain} cannot be opened (an operator must fix the keyring or create a new key; see the filter log)` };
         }
         throw err;
       }
