@@ -13,3 +13,5 @@ export * from './pools.js';
 export * from './subnet-checks.js';
 export * from './queue-control.js';
 export * from './retry-schedule.js';
+export * from './dkim-keys.js';
+export * from './sealed-box.js';

@@ -22,6 +22,11 @@ export const configSchema = z.object({
     .default(() => hostname()),
   /** Bound on each check (DKIM, SPF, ARC, DMARC); a check that takes longer is a temperror. */
   MOAT_FILTER_CHECK_TIMEOUT_MS: envInt(100, maxCheckTimeoutMs).default(10_000),
+  /**
+   * How long a domain's DKIM key (or the lack of one) is remembered before it is read again; an
+   * activation or retirement through the API takes effect within this bound. 0: read per message.
+   */
+  MOAT_FILTER_DKIM_KEY_CACHE_MS: envInt(0, 3_600_000).default(60_000),
 });
 
 export type Config = z.infer<typeof configSchema>;

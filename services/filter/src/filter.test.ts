@@ -38,7 +38,9 @@ function filterWith(get: () => Promise<Buffer>, publish: (key: string, event: An
     envelope: (type: string, payload: unknown, id = randomUUID()) => ({ v: 1, id, type, occurredAt: new Date().toISOString(), producer: 'filter', payload }) as AnyEvent,
     publish,
   };
-  return new MessageFilter({ store: { get }, broker, resolver: staticResolver({}), authservId: 'mx.moat.test', checkTimeoutMs: 1_000, log });
+  // Inbound mail is never signed: a signer that throws proves it is not asked.
+  const signer = { sign: async () => Promise.reject(new Error('inbound mail must not be signed')) };
+  return new MessageFilter({ store: { get }, broker, resolver: staticResolver({}), authservId: 'mx.moat.test', checkTimeoutMs: 1_000, signer, log });
 }
 
 describe('MessageFilter', () => {

@@ -3,6 +3,7 @@ import { routingKeys, type AnyEvent, type EventOf, type MessageFilteredPayload, 
 import { MoatError, PermanentFailure, uuidFrom, type Broker, type DnsResolve, type Logger } from '@moat/runtime';
 import type { MessageStore } from '@moat/store';
 import { authenticateMessage } from './auth-checks.js';
+import type { OutboundSigner } from './dkim-signing.js';
 import { extractHeaders, type MessageHeaders } from './headers.js';
 import { composePrependHeaders } from './prepend.js';
 
@@ -12,6 +13,8 @@ export interface FilterDependencies {
   resolver: DnsResolve;
   authservId: string;
   checkTimeoutMs: number;
+  /** Signs outbound mail with the tenant's DKIM key; never asked for inbound mail. */
+  signer: Pick<OutboundSigner, 'sign'>;
   log: Logger;
 }
 
@@ -67,15 +70,26 @@ export class MessageFilter {
     // Spam and virus engines and tenant policy come later; until then every message is delivered,
     // with its authentication results for the customer's server to act on.
     const verdict: Verdict = 'deliver';
+    const reasons: string[] = [];
+    let prependHeaders = composePrependHeaders({ accepted: accepted.prependHeaders, authResults: auth.authResults, verdict });
+    if (accepted.direction === 'outbound') {
+      // Signed over exactly what the sender transmits (these headers, then the stored message);
+      // the signature goes on top, where a signer puts it (RFC 6376 §5.6). t= is the time Moat
+      // accepted the message, so a redelivered event is signed byte for byte the same way.
+      const outcome = await this.deps.signer.sign({ tenantId: accepted.tenantId, raw, prepended: prependHeaders, mailFrom: accepted.mailFrom, signTime: new Date(accepted.receivedAt) });
+      if (outcome.signed) prependHeaders = `${outcome.field}${prependHeaders}`;
+      reasons.push(outcome.reason);
+      this.deps.log.info({ messageId: accepted.messageId, signed: outcome.signed, reason: outcome.reason }, outcome.signed ? 'outbound message DKIM-signed' : 'outbound message not DKIM-signed');
+    }
     return {
       ...accepted,
       verdict,
       score: 0,
-      reasons: [],
+      reasons,
       checks: auth.checks,
       authResults: auth.authResults,
       headers,
-      prependHeaders: composePrependHeaders({ accepted: accepted.prependHeaders, authResults: auth.authResults, verdict }),
+      prependHeaders,
     };
   }
 

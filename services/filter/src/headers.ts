@@ -1,4 +1,4 @@
-import PostalMime, { decodeWords } from 'postal-mime';
+import PostalMime, { addressParser, decodeWords } from 'postal-mime';
 import type { MessageFilteredPayload } from '@moat/contracts';
 
 export type MessageHeaders = MessageFilteredPayload['headers'];
@@ -53,4 +53,20 @@ export async function extractHeaders(raw: Buffer): Promise<MessageHeaders> {
     date: firstValue(headers, 'date'),
     messageIdHeader: firstValue(headers, 'message-id'),
   };
+}
+
+/**
+ * The addresses of the From header(s) (RFC 5322 §3.6.2), lower-cased: what DMARC aligns a
+ * signature with (RFC 7489 §3.1). Several From fields or several mailboxes in one come back as
+ * several addresses; the caller decides what that means.
+ */
+export async function headerFromAddresses(raw: Buffer): Promise<string[]> {
+  const section = headerSection(raw);
+  if (section.length === 0) return [];
+  const parsed = await PostalMime.parse(Buffer.concat([section, Buffer.from('\r\n')]));
+  return parsed.headers
+    .filter((h) => h.key === 'from')
+    .flatMap((h) => addressParser(h.value, { flatten: true }))
+    .map((m) => (m.address ?? '').trim().toLowerCase())
+    .filter((a) => a.includes('@'));
 }

@@ -1,8 +1,9 @@
 import { queues } from '@moat/contracts';
 import { connectDependencies, createResolver, type Logger, type RunningService } from '@moat/runtime';
-import { keyringFromConfig, MessageStore } from '@moat/store';
+import { DkimSigningKeys, keyringFromConfig, MessageStore } from '@moat/store';
 import type { Config } from './config.js';
 import { createBatchedBodyReader } from './body-reader.js';
+import { OutboundSigner } from './dkim-signing.js';
 import { MessageFilter } from './filter.js';
 
 export interface FilterService extends RunningService {
@@ -23,15 +24,19 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
   // Reads only are batched (one SELECT for the messages in flight); checks and publishing stay per
   // message. Two reads at once so a slow batch does not hold the next one back.
   const bodies = createBatchedBodyReader(new MessageStore(deps.pool, keyring), { maxItems: 32, maxDelayMs: 0, maxConcurrentWrites: 2 });
+  const dkimKeys = new DkimSigningKeys(deps.pool, keyring);
   const filter = new MessageFilter({
     store: bodies,
     broker: deps.broker,
     resolver,
     authservId: config.MOAT_FILTER_AUTHSERV_ID,
     checkTimeoutMs: config.MOAT_FILTER_CHECK_TIMEOUT_MS,
+    signer: new OutboundSigner({ keys: dkimKeys, cacheTtlMs: config.MOAT_FILTER_DKIM_KEY_CACHE_MS, log }),
     log,
   });
   try {
+    // The gateway seals the DKIM private keys it generates to this key (it holds no master key).
+    await dkimKeys.publishSealingKey();
     await deps.broker.consume(queues.filter, (delivery) => filter.handle(delivery.event));
   } catch (err) {
     await bodies.close();

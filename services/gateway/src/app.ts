@@ -10,6 +10,7 @@ import { defineRoute, mountRoutes, type RouteDef } from './route.js';
 import type { SubnetCheckStarter } from './subnet-checks.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { archiveRoutes } from './routes/archive.js';
+import { dkimKeyRoutes } from './routes/dkim-keys.js';
 import { domainRoutes } from './routes/domains.js';
 import { mailboxRoutes } from './routes/mailboxes.js';
 import { messageRoutes } from './routes/messages.js';
@@ -39,6 +40,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'repos' | 'broker' | 'subnetChecks
   const routes: RouteDef[] = [
     ...tenantRoutes(deps.repos),
     ...domainRoutes(deps.repos),
+    ...dkimKeyRoutes(deps.repos),
     ...mailboxRoutes(deps.repos),
     ...apiKeyRoutes(deps.repos),
     ...partnerRoutes(deps.repos),

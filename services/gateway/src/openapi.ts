@@ -82,7 +82,7 @@ export function buildOpenApiDocument(routes: RouteDef[]): Record<string, unknown
       request: {
         ...(def.params ? { params: def.params } : {}),
         ...(def.query ? { query: def.query as never } : {}),
-        ...(def.body ? { body: { required: true, content: { 'application/json': { schema: def.body } } } } : {}),
+        ...(def.body ? { body: { required: !def.bodyOptional, content: { 'application/json': { schema: def.body } } } } : {}),
       },
       responses,
     });
@@ -94,7 +94,7 @@ export function buildOpenApiDocument(routes: RouteDef[]): Record<string, unknown
       title: 'Moat partner API',
       version: '1.0.0',
       description:
-        'Tenants, protected domains, mailboxes, API keys, message tracking, LiveArchive search, sending pools, subnet checks and parked events. Errors are RFC 9457 problem details (application/problem+json). Paths below /api/v1 are stable.',
+        'Tenants, protected domains, mailboxes, API keys, message tracking, LiveArchive search, sending pools, subnet checks, DKIM signing keys and parked events. Errors are RFC 9457 problem details (application/problem+json). Paths below /api/v1 are stable.',
     },
     security: [{ bearerAuth: [] }],
   }) as unknown as Record<string, unknown>;

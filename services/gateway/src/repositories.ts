@@ -1,6 +1,6 @@
 import type { Pool } from '@moat/runtime';
 import type { RetrySchedule } from '@moat/store';
-import { ApiKeyRepository, ArchiveRepository, AuditLog, ParkedRepository, PoolRepository, QueueControlRepository, SubnetCheckRepository, TenantRepository, TrackingRepository } from '@moat/store';
+import { ApiKeyRepository, ArchiveRepository, AuditLog, DkimKeyRepository, ParkedRepository, PoolRepository, QueueControlRepository, SubnetCheckRepository, TenantRepository, TrackingRepository } from '@moat/store';
 import { MailboxRepository } from './data/mailboxes.js';
 import { PartnerRepository } from './data/partners.js';
 
@@ -17,6 +17,7 @@ export interface GatewayRepositories {
   pools: PoolRepository;
   subnetChecks: SubnetCheckRepository;
   queue: QueueControlRepository;
+  dkimKeys: DkimKeyRepository;
 }
 
 /** `schedule`: the router's retry schedule, so that released and retried deliveries go at once. */
@@ -33,5 +34,6 @@ export function createRepositories(pool: Pool, schedule?: RetrySchedule): Gatewa
     pools: new PoolRepository(pool),
     subnetChecks: new SubnetCheckRepository(pool),
     queue: new QueueControlRepository(pool, schedule),
+    dkimKeys: new DkimKeyRepository(pool),
   };
 }

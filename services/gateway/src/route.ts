@@ -8,7 +8,7 @@ import { badRequest, ProblemError, validationProblem, type ProblemStatus } from 
  * query with its zod schemas) and the OpenAPI document describes it from the same declaration.
  */
 export interface RouteDef<B extends z.ZodType | undefined = z.ZodType | undefined, Q extends z.ZodType | undefined = z.ZodType | undefined> {
-  method: 'get' | 'post' | 'patch';
+  method: 'get' | 'post' | 'patch' | 'delete';
   /** OpenAPI-style path below /api/v1, e.g. `/tenants/{tenantId}`. */
   path: string;
   operationId: string;
@@ -21,6 +21,8 @@ export interface RouteDef<B extends z.ZodType | undefined = z.ZodType | undefine
   params?: z.ZodObject;
   query?: Q;
   body?: B;
+  /** The body may be left out entirely; it is then validated as `{}` (every field takes its default). */
+  bodyOptional?: boolean;
   success: {
     status: 200 | 201;
     description: string;
@@ -67,6 +69,7 @@ function hasBody(req: Request): boolean {
 
 function parseBody(def: RouteDef, req: Request): unknown {
   if (!def.body) return undefined;
+  if (!hasBody(req) && def.bodyOptional) return def.body.parse({});
   if (!hasBody(req)) throw badRequest('a request body is required: a JSON object sent with Content-Type: application/json');
   if (!req.is(jsonTypes)) throw new ProblemError(415, `Content-Type must be application/json, not ${req.headers['content-type'] ?? '(none)'}`);
   const parsed = def.body.safeParse(req.body);

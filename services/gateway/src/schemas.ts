@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { CidrError, findOverlap, normalizeCidr, parseCidr, poolStates, subnetProbeStatuses, subnetProbeSteps, trackedStatuses } from '@moat/store';
+import { CidrError, dkimAlgorithms, dkimKeyStates, findOverlap, isDkimSelector, normalizeCidr, parseCidr, poolStates, subnetProbeStatuses, subnetProbeSteps, trackedStatuses } from '@moat/store';
 import { apiScopes } from './access.js';
 
 // Request and response schemas of the partner API. Requests are validated with them; the
@@ -495,5 +495,52 @@ export const SubnetCheckSummary = z
   .meta({ id: 'SubnetCheckSummary' });
 
 export const SubnetCheckList = z.object({ items: z.array(SubnetCheckSummary) }).meta({ id: 'SubnetCheckList' });
+
+// --- DKIM keys ------------------------------------------------------------------------------
+
+export const DkimKeyCreate = z
+  .strictObject({
+    selector: z
+      .string()
+      .trim()
+      .toLowerCase()
+      .max(253)
+      .refine(isDkimSelector, 'must be one or more DNS labels (letters, digits, hyphens, dots between labels), e.g. s2024')
+      .optional()
+      .meta({ description: 'The s= tag and the DNS name’s first label(s); never reused within the domain. Default: moat-<yyyymmdd>-<4 hex digits>', example: 's2024' }),
+    algorithm: z.enum(dkimAlgorithms).default('rsa-sha256').meta({ description: 'rsa-sha256 (2048-bit key, verified everywhere) or ed25519-sha256 (RFC 8463; not every receiver verifies it yet)' }),
+    activate: z
+      .boolean()
+      .default(false)
+      .meta({ description: 'Sign with this key at once, retiring the active one. Default false: publish the DNS record first, then activate (a signature whose key is not in DNS fails at the receiver)' }),
+  })
+  .meta({ id: 'DkimKeyCreate' });
+
+export const DkimDnsRecord = z
+  .object({
+    name: z.string().meta({ description: '<selector>._domainkey.<domain>', example: 's2024._domainkey.acme.example' }),
+    type: z.literal('TXT'),
+    value: z.string().meta({ description: 'The record’s text: v=DKIM1; k=rsa|ed25519; p=<public key>', example: 'v=DKIM1; k=rsa; p=MIIBIjANBg…' }),
+    strings: z.array(z.string()).meta({ description: 'The value cut into character-strings of at most 255 characters, for zone files (one TXT record of several strings)' }),
+  })
+  .meta({ id: 'DkimDnsRecord', description: 'The DNS record that publishes the public key (RFC 6376 §3.6.2)' });
+
+export const DkimKey = z
+  .object({
+    id,
+    domainId: id,
+    tenantId: id,
+    domain: z.string(),
+    selector: z.string(),
+    algorithm: z.enum(dkimAlgorithms),
+    state: z.enum(dkimKeyStates).meta({ description: 'pending: created, not signing yet; active: signs the domain’s outbound mail (one per domain); retired: never signs again' }),
+    dnsRecord: DkimDnsRecord,
+    createdAt: timestamp,
+    activatedAt: timestamp.nullable(),
+    retiredAt: timestamp.nullable(),
+  })
+  .meta({ id: 'DkimKey', description: 'A DKIM signing key of a protected domain; the private key never leaves Moat' });
+
+export const DkimKeyList = z.object({ items: z.array(DkimKey) }).meta({ id: 'DkimKeyList' });
 
 export const Health = z.object({ status: z.string() }).meta({ id: 'Health' });
