@@ -5,3 +5,4 @@ export * from './smtp-client.js';
 export * from './events.js';
 export * from './dns-zone.js';
 export * from './stack-env.js';
+export * from './clamd.js';

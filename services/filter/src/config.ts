@@ -27,6 +27,24 @@ export const configSchema = z.object({
    * activation or retirement through the API takes effect within this bound. 0: read per message.
    */
   MOAT_FILTER_DKIM_KEY_CACHE_MS: envInt(0, 3_600_000).default(60_000),
+  /** clamd (TCP, INSTREAM) as host:port; unset: no virus scanning (the check reports skip). */
+  MOAT_CLAMD_ADDRESS: z
+    .string()
+    .regex(/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'host:port (an IPv6 address in brackets)')
+    .optional(),
+  /** Bound on one scan (connect, send, verdict). */
+  MOAT_CLAMD_TIMEOUT_MS: envInt(100, maxCheckTimeoutMs).default(10_000),
+  /**
+   * When the scanner gives no verdict: `retry` (the message waits and is filtered again later:
+   * never delivered unscanned) or `deliver` (delivered, marked X-Moat-Virus-Status: unscanned).
+   */
+  MOAT_FILTER_SCANNER_UNAVAILABLE: z.enum(['retry', 'deliver']).default('retry'),
+  /**
+   * How long one handling keeps retrying an unavailable scanner before the policy applies (under
+   * `retry`, the message then goes back to the broker, which redelivers it with back-off, up to
+   * the queue's delivery limit, then parks it: visible and replayable).
+   */
+  MOAT_CLAMD_RETRY_MS: envInt(0, maxCheckTimeoutMs).default(10_000),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -3,7 +3,9 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { AnyEvent } from '@moat/contracts';
 import { MoatError, PermanentFailure, staticResolver } from '@moat/runtime';
-import { filteredEventId, MessageFilter } from './filter.js';
+import type { ClamdVerdict } from './clamd.js';
+import { ClamdUnavailable } from './clamd.js';
+import { filteredEventId, MessageFilter, ScannerUnavailable } from './filter.js';
 
 const log = pino({ level: 'silent' });
 const raw = Buffer.from('From: <a@example.test>\r\nSubject: hi\r\n\r\nbody\r\n');
@@ -33,14 +35,14 @@ function acceptedEvent(): AnyEvent {
   };
 }
 
-function filterWith(get: () => Promise<Buffer>, publish: (key: string, event: AnyEvent) => Promise<void> = async () => {}) {
+function filterWith(get: () => Promise<Buffer>, publish: (key: string, event: AnyEvent) => Promise<void> = async () => {}, virus: { scan?: (raw: Buffer) => Promise<ClamdVerdict>; policy?: 'retry' | 'deliver' } = {}) {
   const broker = {
     envelope: (type: string, payload: unknown, id = randomUUID()) => ({ v: 1, id, type, occurredAt: new Date().toISOString(), producer: 'filter', payload }) as AnyEvent,
     publish,
   };
   // Inbound mail is never signed: a signer that throws proves it is not asked.
   const signer = { sign: async () => Promise.reject(new Error('inbound mail must not be signed')) };
-  return new MessageFilter({ store: { get }, broker, resolver: staticResolver({}), authservId: 'mx.moat.test', checkTimeoutMs: 1_000, signer, log });
+  return new MessageFilter({ store: { get }, broker, resolver: staticResolver({}), authservId: 'mx.moat.test', checkTimeoutMs: 1_000, signer, scanViruses: virus.scan ?? null, scannerUnavailable: virus.policy ?? 'retry', log });
 }
 
 describe('MessageFilter', () => {
@@ -76,5 +78,34 @@ describe('MessageFilter', () => {
   it('when the event is not message.accepted, then it fails permanently', async () => {
     const filter = filterWith(async () => raw);
     await expect(filter.handle({ ...acceptedEvent(), type: 'message.event' } as AnyEvent)).rejects.toBeInstanceOf(PermanentFailure);
+  });
+
+  it('when the scanner finds a virus, then the message is quarantined with the signature as its reason', async () => {
+    const published: AnyEvent[] = [];
+    const filter = filterWith(async () => raw, async (_k, e) => void published.push(e), { scan: async () => ({ infected: true, signature: 'Eicar-Test' }) });
+    await filter.handle(acceptedEvent());
+    const p = published[0]!.payload as { verdict: string; reasons: string[]; checks: { check: string; result: string }[]; prependHeaders: string };
+    expect(p.verdict).toBe('quarantine');
+    expect(p.reasons).toContain('virus: Eicar-Test');
+    expect(p.checks).toContainEqual({ check: 'virus', result: 'fail', reason: 'virus found: Eicar-Test' });
+  });
+
+  it('when the scanner is unavailable and the policy is retry, then nothing is published and the error is transient', async () => {
+    const published: AnyEvent[] = [];
+    const down = async (): Promise<ClamdVerdict> => Promise.reject(new ClamdUnavailable('clamd: connect ECONNREFUSED'));
+    const filter = filterWith(async () => raw, async (_k, e) => void published.push(e), { scan: down, policy: 'retry' });
+    await expect(filter.handle(acceptedEvent())).rejects.toBeInstanceOf(ScannerUnavailable);
+    expect(published).toHaveLength(0);
+  });
+
+  it('when the scanner is unavailable and the policy is deliver, then the message is delivered marked unscanned', async () => {
+    const published: AnyEvent[] = [];
+    const down = async (): Promise<ClamdVerdict> => Promise.reject(new ClamdUnavailable('clamd: timeout'));
+    const filter = filterWith(async () => raw, async (_k, e) => void published.push(e), { scan: down, policy: 'deliver' });
+    await filter.handle(acceptedEvent());
+    const p = published[0]!.payload as { verdict: string; reasons: string[]; checks: { check: string; result: string }[]; prependHeaders: string };
+    expect(p.verdict).toBe('deliver');
+    expect(p.prependHeaders).toContain('X-Moat-Virus-Status: unscanned\r\n');
+    expect(p.checks).toContainEqual({ check: 'virus', result: 'error', reason: 'clamd: timeout' });
   });
 });

@@ -6,6 +6,8 @@ import { authenticateMessage } from './auth-checks.js';
 import type { OutboundSigner } from './dkim-signing.js';
 import { extractHeaders, type MessageHeaders } from './headers.js';
 import { composePrependHeaders } from './prepend.js';
+import { checkForViruses, type ScannerUnavailablePolicy } from './virus-check.js';
+import type { ClamdVerdict } from './clamd.js';
 
 export interface FilterDependencies {
   store: Pick<MessageStore, 'get'>;
@@ -15,8 +17,17 @@ export interface FilterDependencies {
   checkTimeoutMs: number;
   /** Signs outbound mail with the tenant's DKIM key; never asked for inbound mail. */
   signer: Pick<OutboundSigner, 'sign'>;
+  /** The virus scanner (clamd), or null when none is configured. */
+  scanViruses?: ((raw: Buffer) => Promise<ClamdVerdict>) | null;
+  /** What a scanner that gives no verdict means for the message. */
+  scannerUnavailable?: ScannerUnavailablePolicy;
+  /** How long one handling waits for an unavailable scanner (retrying) before giving up on it. */
+  scannerRetryMs?: number;
   log: Logger;
 }
+
+/** The scanner gave no verdict and the policy is to wait: the broker redelivers later. */
+export class ScannerUnavailable extends Error {}
 
 const noHeaders: MessageHeaders = { from: null, to: null, subject: null, date: null, messageIdHeader: null };
 
@@ -54,7 +65,7 @@ export class MessageFilter {
   async filter(event: EventOf<'message.accepted'>): Promise<MessageFilteredPayload> {
     const accepted = event.payload;
     const raw = await this.readBody(event);
-    const [auth, headers] = await Promise.all([
+    const [auth, headers, virus] = await Promise.all([
       authenticateMessage(raw, { ip: accepted.client.ip, helo: accepted.client.helo, mailFrom: accepted.mailFrom }, {
         authservId: this.deps.authservId,
         resolver: this.deps.resolver,
@@ -66,12 +77,21 @@ export class MessageFilter {
         this.deps.log.warn({ messageId: accepted.messageId, err: (err as Error).message }, 'header section unreadable; archive metadata left empty');
         return noHeaders;
       }),
+      checkForViruses(raw, this.deps.scanViruses ?? null, { forMs: this.deps.scannerRetryMs ?? 0, everyMs: 1_000 }),
     ]);
-    // Spam and virus engines and tenant policy come later; until then every message is delivered,
-    // with its authentication results for the customer's server to act on.
-    const verdict: Verdict = 'deliver';
-    const reasons: string[] = [];
+    if (virus.unavailable && (this.deps.scannerUnavailable ?? 'retry') === 'retry') {
+      // Thrown as transient: the broker redelivers with back-off; the message is never delivered
+      // unscanned and never lost (after the queue's delivery limit it is parked, replayable).
+      throw new ScannerUnavailable(`virus scanner unavailable, message ${accepted.messageId} will be filtered again: ${virus.check.reason}`);
+    }
+    // A virus is quarantined: never delivered, never bounced with the virus attached. Spam and
+    // tenant policy come later; until then every other message is delivered, with its
+    // authentication results for the customer's server to act on.
+    const verdict: Verdict = virus.signature !== null ? 'quarantine' : 'deliver';
+    const reasons: string[] = virus.signature !== null ? [`virus: ${virus.signature}`] : [];
+    if (virus.unavailable) reasons.push('virus scan unavailable: delivered unscanned (policy)');
     let prependHeaders = composePrependHeaders({ accepted: accepted.prependHeaders, authResults: auth.authResults, verdict });
+    if (virus.unavailable) prependHeaders += 'X-Moat-Virus-Status: unscanned\r\n';
     if (accepted.direction === 'outbound') {
       // Signed over exactly what the sender transmits (these headers, then the stored message);
       // the signature goes on top, where a signer puts it (RFC 6376 §5.6). t= is the time Moat
@@ -86,7 +106,7 @@ export class MessageFilter {
       verdict,
       score: 0,
       reasons,
-      checks: auth.checks,
+      checks: [...auth.checks, virus.check],
       authResults: auth.authResults,
       headers,
       prependHeaders,

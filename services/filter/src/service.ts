@@ -4,6 +4,7 @@ import { DkimSigningKeys, keyringFromConfig, MessageStore } from '@moat/store';
 import type { Config } from './config.js';
 import { createBatchedBodyReader } from './body-reader.js';
 import { OutboundSigner } from './dkim-signing.js';
+import { scanWithClamd } from './clamd.js';
 import { MessageFilter } from './filter.js';
 
 export interface FilterService extends RunningService {
@@ -32,6 +33,9 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
     authservId: config.MOAT_FILTER_AUTHSERV_ID,
     checkTimeoutMs: config.MOAT_FILTER_CHECK_TIMEOUT_MS,
     signer: new OutboundSigner({ keys: dkimKeys, cacheTtlMs: config.MOAT_FILTER_DKIM_KEY_CACHE_MS, log }),
+    scanViruses: clamdAt(config.MOAT_CLAMD_ADDRESS, config.MOAT_CLAMD_TIMEOUT_MS),
+    scannerUnavailable: config.MOAT_FILTER_SCANNER_UNAVAILABLE,
+    scannerRetryMs: config.MOAT_CLAMD_RETRY_MS,
     log,
   });
   try {
@@ -59,4 +63,13 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
       return stopping;
     },
   };
+}
+
+/** The scanner for MOAT_CLAMD_ADDRESS (host:port), or null when unset. */
+function clamdAt(address: string | undefined, timeoutMs: number) {
+  if (!address) return null;
+  const at = address.lastIndexOf(':');
+  const host = address.slice(0, at).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(address.slice(at + 1));
+  return (raw: Buffer) => scanWithClamd(raw, { host, port, timeoutMs });
 }
