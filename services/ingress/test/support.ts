@@ -47,7 +47,7 @@ export async function startProbe(t: TestEnv): Promise<{ events: Accepted[]; stop
 }
 
 export async function startIngress(t: TestEnv, env: Record<string, string> = {}): Promise<RunningIngress> {
-  return start(loadConfig(configSchema, { ...t.env, MOAT_SMTP_HOST: '127.0.0.1', MOAT_SMTP_PORT: '0', MOAT_SMTP_HOSTNAME: 'mx.moat.test', ...env }), silentLog);
+  return start(loadConfig(configSchema, { ...t.env, MOAT_SMTP_HOST: '127.0.0.1', MOAT_SMTP_PORT: '0', MOAT_SUBMISSION_PORT: '0', MOAT_SUBMISSIONS_PORT: '0', MOAT_SMTP_HOSTNAME: 'mx.moat.test', ...env }), silentLog);
 }
 
 /** The message id from `250 2.0.0 Ok: queued as <id>`. */
