@@ -156,6 +156,8 @@ describe('outbound relay: submission port', () => {
     expect(sha256(rest)).toBe(sha256(raw));
     // RFC 3848: authenticated under TLS.
     expect(prepended.find((h) => h.startsWith('Received: from client.test'))).toMatch(/with ESMTPSA id/);
+    // Sender authentication results are for inbound mail; none leave with the tenant's own mail.
+    expect(prepended.filter((h) => h.startsWith('Authentication-Results:'))).toEqual([]);
     expectOutboundSigning(prepended);
     const tracked = await trackedDelivered(messageIdOf(res.response));
     expect(tracked.direction).toBe('outbound');
