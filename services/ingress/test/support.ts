@@ -121,6 +121,14 @@ export class SmtpDialog {
     return new SmtpDialog(secure);
   }
 
+  /** Opens a session over implicit TLS (RFC 8314, the submissions port); the greeting is read. */
+  static async openImplicitTls(port: number, localAddress?: string): Promise<{ dialog: SmtpDialog; greeting: string }> {
+    const secure = tls.connect({ port, host: '127.0.0.1', servername: 'mx.moat.test', rejectUnauthorized: false, ...(localAddress ? { localAddress } : {}) });
+    await new Promise<void>((resolve, reject) => secure.once('secureConnect', resolve).once('error', reject));
+    const dialog = new SmtpDialog(secure);
+    return { dialog, greeting: await dialog.next() };
+  }
+
   /** Sends one command line and returns the whole reply (lines joined with CRLF). */
   async command(line: string): Promise<string> {
     this.socket.write(`${line}\r\n`);
