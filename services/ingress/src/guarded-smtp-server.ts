@@ -124,7 +124,7 @@ class GuardedConnection extends SMTPConnection {
     // shutting down gets its 421. A refused line reaches them as an empty line.
     if (this._upgrading || this._server._closeTimeout || !this._ready) return super._onCommand(command, callback);
     if (!this.counters.command()) return this.endSession(replies.tooManyCommands(), 'too many commands');
-    const saslResponse = this._nextHandler !== false;
+    const saslResponse = typeof this._nextHandler === 'function';
     const verdict = checkCommand(fault === null ? command : null, fault, {
       smtpUtf8: this.session.envelope?.smtpUtf8 === true,
       maxLineBytes: this.guard.limits.maxCommandLineBytes,
