@@ -241,8 +241,8 @@ describe('the durability promise at DATA time', () => {
     const { loadConfig } = await import('@moat/runtime');
     const ingress = await import('@moat/ingress');
     const { silentLog } = await import('@moat/testkit');
-    const svc = (await ingress.start(loadConfig(ingress.configSchema, { ...env, MOAT_SMTP_PORT: '0', MOAT_SMTP_HOST: '127.0.0.1' }), silentLog)) as unknown as { smtpPort: number; stop(): Promise<void> };
-    return { smtpPort: svc.smtpPort, httpPort: 0, stop: () => svc.stop(), stopService: async () => {}, startService: async () => {} };
+    const svc = (await ingress.start(loadConfig(ingress.configSchema, { ...env, MOAT_SMTP_PORT: '0', MOAT_SUBMISSION_PORT: '-1', MOAT_SUBMISSIONS_PORT: '-1', MOAT_SMTP_HOST: '127.0.0.1' }), silentLog)) as unknown as { smtpPort: number; stop(): Promise<void> };
+    return { smtpPort: svc.smtpPort, submissionPort: -1, submissionsPort: -1, httpPort: 0, stop: () => svc.stop(), stopService: async () => {}, startService: async () => {} };
   }
 
   for (const dependency of ['RabbitMQ', 'Postgres'] as const) {

@@ -12,3 +12,4 @@ export * from './ids.js';
 export * from './telemetry.js';
 export * from './micro-batcher.js';
 export * from './pool-membership.js';
+export * from './rate-limit.js';

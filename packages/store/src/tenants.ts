@@ -118,6 +118,26 @@ export class TenantRepository {
     const r = res.rows[0];
     return r ? toDeliveryPolicy(r) : null;
   }
+
+  /** The tenant's outbound relay settings; null: no such tenant. */
+  async getOutboundPolicy(tenantId: string): Promise<OutboundPolicy | null> {
+    const res = await this.pool.query('SELECT outbound_messages_per_minute FROM tenants WHERE id = $1', [tenantId]);
+    const r = res.rows[0];
+    return r ? { messagesPerMinute: r.outbound_messages_per_minute } : null;
+  }
+
+  /** Replaces the tenant's outbound relay settings (null: back to the default); null: no such tenant. */
+  async setOutboundPolicy(tenantId: string, policy: OutboundPolicy): Promise<OutboundPolicy | null> {
+    const res = await this.pool.query('UPDATE tenants SET outbound_messages_per_minute = $2 WHERE id = $1 RETURNING outbound_messages_per_minute', [tenantId, policy.messagesPerMinute]);
+    const r = res.rows[0];
+    return r ? { messagesPerMinute: r.outbound_messages_per_minute } : null;
+  }
+}
+
+/** A tenant's outbound relay settings; a null field takes ingress' default (MOAT_OUTBOUND_RATE_LIMIT). */
+export interface OutboundPolicy {
+  /** Outbound messages per rate window (a minute unless the operator changed it). */
+  messagesPerMinute: number | null;
 }
 
 /** A tenant's delivery settings (queue control); each null field takes the router's default. */

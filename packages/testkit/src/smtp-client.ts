@@ -11,14 +11,47 @@ export interface SendResult {
   stage: string | null;
 }
 
+export interface SendOptions {
+  port: number;
+  host?: string;
+  from: string;
+  to: string[];
+  raw: Buffer | string;
+  name?: string;
+  size?: number;
+  /** Source address to connect from (any 127.x.y.z on Linux): plays a registered or a stranger's server. */
+  localAddress?: string;
+  /** `starttls`: upgrade with STARTTLS (required); `implicit`: TLS from the first byte (port 465 style). Default: plaintext. */
+  tls?: 'starttls' | 'implicit';
+  /** SMTP AUTH (PLAIN, or LOGIN when `method` says so), after TLS when `tls` is set. */
+  auth?: { user: string; pass: string; method?: 'PLAIN' | 'LOGIN' };
+}
+
 /** Sends one message with a real SMTP client and reports exactly what the server answered. */
-export async function sendSmtp(opts: { port: number; host?: string; from: string; to: string[]; raw: Buffer | string; name?: string; size?: number }): Promise<SendResult> {
-  const conn = new SMTPConnection({ port: opts.port, host: opts.host ?? '127.0.0.1', name: opts.name ?? 'client.test', ignoreTLS: true, connectionTimeout: 10_000, greetingTimeout: 10_000, socketTimeout: 60_000 });
+export async function sendSmtp(opts: SendOptions): Promise<SendResult> {
+  const conn = new SMTPConnection({
+    port: opts.port,
+    host: opts.host ?? '127.0.0.1',
+    name: opts.name ?? 'client.test',
+    ignoreTLS: opts.tls === undefined,
+    requireTLS: opts.tls === 'starttls',
+    secure: opts.tls === 'implicit',
+    // Moat's development certificate is self-signed.
+    tls: { rejectUnauthorized: false },
+    ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+    connectionTimeout: 10_000,
+    greetingTimeout: 10_000,
+    socketTimeout: 60_000,
+  });
   try {
     await new Promise<void>((resolve, reject) => {
       conn.once('error', reject);
       conn.connect(() => resolve());
     });
+    if (opts.auth) {
+      const auth = opts.auth;
+      await new Promise<void>((resolve, reject) => conn.login({ user: auth.user, pass: auth.pass, ...(auth.method ? { method: auth.method } : {}) }, (err) => (err ? reject(err) : resolve())));
+    }
     const info = await new Promise<{ accepted: string[]; rejected: string[]; response: string }>((resolve, reject) => {
       const envelope: { from: string; to: string[]; size?: number } = { from: opts.from, to: opts.to };
       if (opts.size !== undefined) envelope.size = opts.size;

@@ -4,6 +4,9 @@ export interface StackEnvOptions {
   /** Namespace, schema and Redis prefix of this stack (unique per run). */
   id: string;
   smtpPort: number;
+  /** Submission ports of ingress (STARTTLS + AUTH, implicit TLS); left out: off (-1), so runs never collide on 2587/2465. */
+  submissionPort?: number;
+  submissionsPort?: number;
   httpPort: number;
   /** First admin port (/livez, /readyz); the supervisor numbers the services from it. */
   adminPortBase: number;
@@ -27,6 +30,8 @@ export function isolatedStackEnv(o: StackEnvOptions): Record<string, string> {
     MOAT_BOOTSTRAP_TOKEN: o.bootstrapToken,
     MOAT_DNS_MODE: 'static',
     MOAT_SMTP_PORT: String(o.smtpPort),
+    MOAT_SUBMISSION_PORT: String(o.submissionPort ?? -1),
+    MOAT_SUBMISSIONS_PORT: String(o.submissionsPort ?? -1),
     MOAT_SMTP_HOST: '127.0.0.1',
     MOAT_HTTP_PORT: String(o.httpPort),
     MOAT_HTTP_HOST: '127.0.0.1',

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { routingKeys, type AnyEvent, type EventOf, type MessageFilteredPayload, type Verdict } from '@moat/contracts';
 import { MoatError, PermanentFailure, uuidFrom, type Broker, type DnsResolve, type Logger } from '@moat/runtime';
 import type { MessageStore } from '@moat/store';
-import { authenticateMessage } from './auth-checks.js';
+import { authenticateMessage, type AuthOutcome } from './auth-checks.js';
 import type { OutboundSigner } from './dkim-signing.js';
 import { extractHeaders, type MessageHeaders } from './headers.js';
 import { composePrependHeaders } from './prepend.js';
@@ -30,6 +30,23 @@ export interface FilterDependencies {
 export class ScannerUnavailable extends Error {}
 
 const noHeaders: MessageHeaders = { from: null, to: null, subject: null, date: null, messageIdHeader: null };
+
+/**
+ * Outbound mail (relayed for a client that authenticated or sends from a tenant's registered
+ * address) is the tenant's own: SPF, DKIM and DMARC tell a receiver whether to trust a sender,
+ * and judging the customer's internal server against its own domain's SPF record (which lists
+ * Moat's sending ranges, not that server) would only stamp `spf=fail` on its mail. So they are not
+ * evaluated, and no Authentication-Results field leaves with the mail (RFC 8601 §5: the field
+ * reports what the receiving ADMD's border found; the receiver judges the mail itself, on
+ * Moat's DKIM signature and sending address).
+ */
+export function outboundAuthentication(authservId: string): Pick<AuthOutcome, 'checks' | 'authResults'> {
+  return {
+    checks: [{ check: 'auth', result: 'skip', reason: 'outbound mail: the client authenticated or sends from a registered address' }],
+    // RFC 8601 §2.2: "none" when no method was applied.
+    authResults: `${authservId}; none`,
+  };
+}
 
 /** The id of the filtered event for an accepted one: a redelivered input re-publishes the same event. */
 export function filteredEventId(acceptedEventId: string): string {
@@ -65,13 +82,16 @@ export class MessageFilter {
   async filter(event: EventOf<'message.accepted'>): Promise<MessageFilteredPayload> {
     const accepted = event.payload;
     const raw = await this.readBody(event);
+    const outbound = accepted.direction === 'outbound';
     const [auth, headers, virus] = await Promise.all([
-      authenticateMessage(raw, { ip: accepted.client.ip, helo: accepted.client.helo, mailFrom: accepted.mailFrom }, {
-        authservId: this.deps.authservId,
-        resolver: this.deps.resolver,
-        checkTimeoutMs: this.deps.checkTimeoutMs,
-        log: this.deps.log.child({ messageId: accepted.messageId }),
-      }),
+      outbound
+        ? outboundAuthentication(this.deps.authservId)
+        : authenticateMessage(raw, { ip: accepted.client.ip, helo: accepted.client.helo, mailFrom: accepted.mailFrom }, {
+            authservId: this.deps.authservId,
+            resolver: this.deps.resolver,
+            checkTimeoutMs: this.deps.checkTimeoutMs,
+            log: this.deps.log.child({ messageId: accepted.messageId }),
+          }),
       extractHeaders(raw).catch((err: unknown) => {
         // Metadata only: a header section the parser refuses must not hold the mail back.
         this.deps.log.warn({ messageId: accepted.messageId, err: (err as Error).message }, 'header section unreadable; archive metadata left empty');
@@ -90,9 +110,9 @@ export class MessageFilter {
     const verdict: Verdict = virus.signature !== null ? 'quarantine' : 'deliver';
     const reasons: string[] = virus.signature !== null ? [`virus: ${virus.signature}`] : [];
     if (virus.unavailable) reasons.push('virus scan unavailable: delivered unscanned (policy)');
-    let prependHeaders = composePrependHeaders({ accepted: accepted.prependHeaders, authResults: auth.authResults, verdict });
+    let prependHeaders = composePrependHeaders({ accepted: accepted.prependHeaders, authResults: outbound ? null : auth.authResults, verdict });
     if (virus.unavailable) prependHeaders += 'X-Moat-Virus-Status: unscanned\r\n';
-    if (accepted.direction === 'outbound') {
+    if (outbound) {
       // Signed over exactly what the sender transmits (these headers, then the stored message);
       // the signature goes on top, where a signer puts it (RFC 6376 §5.6). t= is the time Moat
       // accepted the message, so a redelivered event is signed byte for byte the same way.

@@ -50,6 +50,10 @@ describe('composePrependHeaders', () => {
     expect(out).toBe('Received: by x; Mon, 1 Jan 2024 00:00:00 +0000\r\nAuthentication-Results: mx; none\r\nX-Moat-Verdict: deliver\r\n');
   });
 
+  it('when there are no results to report (outbound mail), then no Authentication-Results field is written', () => {
+    expect(composePrependHeaders({ accepted: received, authResults: null, verdict: 'deliver' })).toBe(`${received}X-Moat-Verdict: deliver\r\n`);
+  });
+
   it('when nothing was prepended before, then only the filter fields are there', () => {
     expect(composePrependHeaders({ accepted: '', authResults: 'mx; none', verdict: 'deliver' })).toBe('Authentication-Results: mx; none\r\nX-Moat-Verdict: deliver\r\n');
   });

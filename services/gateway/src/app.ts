@@ -15,6 +15,7 @@ import { domainRoutes } from './routes/domains.js';
 import { mailboxRoutes } from './routes/mailboxes.js';
 import { messageRoutes } from './routes/messages.js';
 import { deliveryPolicyRoutes } from './routes/delivery-policy.js';
+import { outboundRoutes } from './routes/outbound.js';
 import { queueRoutes } from './routes/queue.js';
 import { parkedRoutes } from './routes/parked.js';
 import { partnerRoutes } from './routes/partners.js';
@@ -51,6 +52,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'repos' | 'broker' | 'subnetChecks
     ...subnetCheckRoutes(deps.repos, deps.subnetChecks),
     ...queueRoutes(deps.repos, deps.broker),
     ...deliveryPolicyRoutes(deps.repos),
+    ...outboundRoutes(deps.repos),
   ];
   let document: Record<string, unknown> | null = null;
   routes.push(

@@ -94,7 +94,7 @@ export function buildOpenApiDocument(routes: RouteDef[]): Record<string, unknown
       title: 'Moat partner API',
       version: '1.0.0',
       description:
-        'Tenants, protected domains, mailboxes, API keys, message tracking, LiveArchive search, sending pools, subnet checks, DKIM signing keys and parked events. Errors are RFC 9457 problem details (application/problem+json). Paths below /api/v1 are stable.',
+        'Tenants, protected domains, mailboxes, API keys, message tracking, LiveArchive search, sending pools, subnet checks, DKIM signing keys, the outbound relay (SMTP credentials, sending addresses, rate limit) and parked events. Errors are RFC 9457 problem details (application/problem+json). Paths below /api/v1 are stable.',
     },
     security: [{ bearerAuth: [] }],
   }) as unknown as Record<string, unknown>;

@@ -1,6 +1,6 @@
 import type { Pool } from '@moat/runtime';
 import type { RetrySchedule } from '@moat/store';
-import { ApiKeyRepository, ArchiveRepository, AuditLog, DkimKeyRepository, ParkedRepository, PoolRepository, QueueControlRepository, SubnetCheckRepository, TenantRepository, TrackingRepository } from '@moat/store';
+import { ApiKeyRepository, ArchiveRepository, AuditLog, DkimKeyRepository, OutboundIpRepository, ParkedRepository, PoolRepository, QueueControlRepository, SmtpCredentialRepository, SubnetCheckRepository, TenantRepository, TrackingRepository } from '@moat/store';
 import { MailboxRepository } from './data/mailboxes.js';
 import { PartnerRepository } from './data/partners.js';
 
@@ -18,6 +18,8 @@ export interface GatewayRepositories {
   subnetChecks: SubnetCheckRepository;
   queue: QueueControlRepository;
   dkimKeys: DkimKeyRepository;
+  smtpCredentials: SmtpCredentialRepository;
+  outboundIps: OutboundIpRepository;
 }
 
 /** `schedule`: the router's retry schedule, so that released and retried deliveries go at once. */
@@ -35,5 +37,7 @@ export function createRepositories(pool: Pool, schedule?: RetrySchedule): Gatewa
     subnetChecks: new SubnetCheckRepository(pool),
     queue: new QueueControlRepository(pool, schedule),
     dkimKeys: new DkimKeyRepository(pool),
+    smtpCredentials: new SmtpCredentialRepository(pool),
+    outboundIps: new OutboundIpRepository(pool),
   };
 }

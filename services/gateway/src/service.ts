@@ -1,10 +1,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { connectDependencies, type Logger, type RunningService } from '@moat/runtime';
+import { connectDependencies, FixedWindowRateLimiter, type Logger, type RunningService } from '@moat/runtime';
 import { RetrySchedule } from '@moat/store';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
-import { FixedWindowRateLimiter } from './rate-limit.js';
 import { createRepositories } from './repositories.js';
 import { startSubnetCheckSweeper } from './subnet-check-sweeper.js';
 import { SubnetCheckStarter } from './subnet-checks.js';

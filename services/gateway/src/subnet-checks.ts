@@ -1,8 +1,7 @@
 import { routingKeys, type SubnetCheckRequestedPayload } from '@moat/contracts';
-import { MoatError, uuidFrom, type Broker, type Logger } from '@moat/runtime';
+import { MoatError, uuidFrom, type Broker, type Logger, type RateDecision } from '@moat/runtime';
 import { compareCidrs, formatCidr, parseCidr, type Domain, type PoolRepository, type SendingPool, type SubnetCheck, type SubnetCheckRepository, type SubnetProbeResult } from '@moat/store';
 import { conflict, tooManyRequests } from './problem.js';
-import type { RateDecision } from './rate-limit.js';
 
 export interface SubnetCheckStarterOptions {
   checks: SubnetCheckRepository;

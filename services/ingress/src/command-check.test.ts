@@ -63,4 +63,19 @@ describe('checkCommand', () => {
     expect(judge('EHLO exämple.test')).toBe('501 5.5.2 Non-ASCII characters are allowed only in MAIL and RCPT with SMTPUTF8 (RFC 6531)');
     expect(judge('NOOP é', utf8Transaction)).toMatch(/^501 5\.5\.2 Non-ASCII/);
   });
+
+  it('when AUTH comes on a submission port before STARTTLS, then 530 5.7.0 and it is not run; under TLS it runs; on the MX port it stays unknown', () => {
+    expect(judge('AUTH PLAIN AGFiYwBkZWY=', { ...plain, auth: 'needs-tls' })).toBe('530 5.7.0 Must issue a STARTTLS command first');
+    expect(checkCommand(Buffer.from('AUTH LOGIN'), null, { ...plain, auth: 'needs-tls' })).toMatchObject({ unknown: false });
+    expect(judge('auth login', { ...plain, auth: 'allowed' })).toBe('run');
+    expect(judge('AUTH LOGIN', { ...plain, auth: 'unknown' })).toBe('500 5.5.1 Command not recognized');
+  });
+
+  it('when a line answers an AUTH challenge, then it runs as it is (base64 or *), never as an unknown command; non-ASCII is refused', () => {
+    const sasl = { ...plain, auth: 'allowed' as const, saslResponse: true };
+    expect(judge('dXNlcm5hbWU=', sasl)).toBe('run');
+    expect(judge('*', sasl)).toBe('run');
+    expect(judge('bäd', sasl)).toMatch(/^501 5\.5\.2 /);
+    expect(checkCommand(null, 'too-long', sasl)).toMatchObject({ action: 'refuse', unknown: false });
+  });
 });

@@ -4,9 +4,9 @@ import type { LineFault } from './command-line-framer.js';
 import { replies } from './replies.js';
 
 /**
- * The commands ingress answers on port 25 (RFC 5321 §4.5.1's minimum, plus HELP and STARTTLS).
- * smtp-server has handlers for more (AUTH is disabled, XCLIENT/XFORWARD need a trusted proxy,
- * WIZ/SHELL/KILL are jokes); to a client they are all unknown commands.
+ * The commands ingress answers on port 25 (RFC 5321 §4.5.1's minimum, plus HELP and STARTTLS),
+ * and AUTH on the submission ports. smtp-server has handlers for more (XCLIENT/XFORWARD need a
+ * trusted proxy, WIZ/SHELL/KILL are jokes); to a client they are all unknown commands.
  */
 const knownCommands = new Set(['EHLO', 'HELO', 'MAIL', 'RCPT', 'DATA', 'RSET', 'NOOP', 'QUIT', 'VRFY', 'HELP', 'STARTTLS']);
 
@@ -25,6 +25,17 @@ export interface CommandContext {
   /** The transaction's MAIL FROM carried SMTPUTF8 (RFC 6531), so RCPT may be UTF-8. */
   smtpUtf8: boolean;
   maxLineBytes: number;
+  /**
+   * AUTH (RFC 4954) on this connection: `unknown` on the MX port (an unrecognized command, as
+   * before), `needs-tls` on the submission port before STARTTLS (530 5.7.0: credentials never
+   * travel in plaintext, RFC 3207 §4), `allowed` under TLS on a submission port.
+   */
+  auth?: 'unknown' | 'needs-tls' | 'allowed';
+  /**
+   * The line answers an AUTH challenge (a `334`): a base64 SASL response or `*`, not a command
+   * (RFC 4954 §4). Only its framing is judged; it never counts as an unknown command.
+   */
+  saslResponse?: boolean;
 }
 
 /**
@@ -36,10 +47,13 @@ export interface CommandContext {
  */
 export function checkCommand(line: Buffer | null, fault: LineFault | null, ctx: CommandContext): CommandVerdict {
   if (fault !== null || line === null) return { action: 'refuse', reply: faultReply(fault ?? 'bare-line-ending', ctx.maxLineBytes), unknown: false };
+  if (ctx.saslResponse) return isAscii(line) ? { action: 'run' } : { action: 'refuse', reply: replies.nonAsciiCommand(), unknown: false };
   const text = line.toString('latin1');
   // The verb as smtp-server finds it (up to the first space, upper-cased), so both agree on
   // which command this is.
   const verb = text.split(' ')[0]!.toUpperCase();
+  if (verb === 'AUTH' && ctx.auth === 'needs-tls') return { action: 'refuse', reply: replies.startTlsFirst(), unknown: false };
+  if (verb === 'AUTH' && ctx.auth === 'allowed') return isAscii(line) ? { action: 'run' } : { action: 'refuse', reply: replies.nonAsciiCommand(), unknown: false };
   if (!knownCommands.has(verb)) {
     if (httpRequestLine.test(text)) return { action: 'close', reply: replies.httpRequest() };
     return { action: 'refuse', reply: replies.unknownCommand(), unknown: true };

@@ -44,3 +44,17 @@ describe('ingress config: SMTP limits', () => {
     for (const name of ['MOAT_SMTP_MAX_COMMAND_LINE_BYTES', 'MOAT_SMTP_MAX_MESSAGE_LINE_BYTES', 'MOAT_SMTP_IDLE_TIMEOUT_MS', 'MOAT_SMTP_MAX_CLIENTS_PER_IP']) expect(message).toContain(name);
   });
 });
+
+describe('ingress config: outbound relay', () => {
+  it('when nothing is set, then submission listens on 2587, implicit TLS on 2465, and the limits have their defaults', () => {
+    const c = loadConfig(configSchema, key);
+    expect([c.MOAT_SUBMISSION_PORT, c.MOAT_SUBMISSIONS_PORT, c.MOAT_OUTBOUND_RATE_LIMIT, c.MOAT_OUTBOUND_RATE_WINDOW_MS, c.MOAT_SMTP_AUTH_MAX_FAILURES]).toEqual([2587, 2465, 300, 60_000, 10]);
+  });
+
+  it('when a submission port is -1, then the listener is off; when two fixed ports collide, then the error names the variable', () => {
+    expect(loadConfig(configSchema, { ...key, MOAT_SUBMISSION_PORT: '-1', MOAT_SUBMISSIONS_PORT: '-1' }).MOAT_SUBMISSION_PORT).toBe(-1);
+    expect(() => loadConfig(configSchema, { ...key, MOAT_SUBMISSION_PORT: '0', MOAT_SUBMISSIONS_PORT: '0', MOAT_SMTP_PORT: '0' })).not.toThrow();
+    expect(() => loadConfig(configSchema, { ...key, MOAT_SUBMISSION_PORT: '2525' })).toThrow(/MOAT_SUBMISSION_PORT/);
+    expect(() => loadConfig(configSchema, { ...key, MOAT_OUTBOUND_RATE_LIMIT: '0' })).toThrow(/MOAT_OUTBOUND_RATE_LIMIT/);
+  });
+});

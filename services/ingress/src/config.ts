@@ -14,10 +14,27 @@ export const configSchema = z
     ...baseConfigShape,
     ...masterKeyShape,
     ...dnsConfigShape,
-    /** Address the SMTP listener binds. */
+    /** Address the SMTP listeners bind (MX and submission ports). */
     MOAT_SMTP_HOST: z.string().min(1).default('0.0.0.0'),
     /** SMTP port (MX traffic); 0 picks a free port (tests). */
     MOAT_SMTP_PORT: envInt(0, 65535).default(2525),
+    /**
+     * Submission port (RFC 6409, 587 in production) for customers' outbound mail: STARTTLS, then
+     * AUTH. 0 picks a free port (tests); -1 turns the listener off.
+     */
+    MOAT_SUBMISSION_PORT: envInt(-1, 65535).default(2587),
+    /** Submission over implicit TLS (RFC 8314 §3.3, 465 in production). 0 picks a free port; -1 turns it off. */
+    MOAT_SUBMISSIONS_PORT: envInt(-1, 65535).default(2465),
+    /**
+     * Outbound messages a tenant may relay per window (MOAT_OUTBOUND_RATE_WINDOW_MS) when the tenant
+     * has no limit of its own (API: /tenants/{id}/outbound-policy); beyond it MAIL FROM gets 451 4.7.1.
+     */
+    MOAT_OUTBOUND_RATE_LIMIT: envInt(1, 10_000_000).default(300),
+    /** The window of the outbound rate limit (fixed, in Redis, shared by every ingress). A minute; shorter only for tests. */
+    MOAT_OUTBOUND_RATE_WINDOW_MS: envInt(1_000, 3_600_000).default(60_000),
+    /** Failed SMTP AUTHs per client IPv4 address or IPv6 /64 per window; then AUTH gets 421 4.7.0 until the window ends. */
+    MOAT_SMTP_AUTH_MAX_FAILURES: envInt(1, 100_000).default(10),
+    MOAT_SMTP_AUTH_FAILURE_WINDOW_MS: envInt(1_000, 86_400_000).default(900_000),
     /** Name in the 220 banner and in the `by` clause of the Received header. */
     MOAT_SMTP_HOSTNAME: hostName.default(hostname()),
     /** Concurrent SMTP connections; the next one gets 421 (RFC 5321 §3.8). */
@@ -59,7 +76,10 @@ export const configSchema = z
     /** PEM certificate chain and key for STARTTLS; both or neither (then a dev certificate is generated). */
     MOAT_TLS_CERT_FILE: z.string().min(1).optional(),
     MOAT_TLS_KEY_FILE: z.string().min(1).optional(),
-    /** How long a protected-domain lookup is cached (0: no cache). */
+    /**
+     * How long a protected-domain lookup is cached (0: no cache); also registered outbound ranges
+     * and tenants' outbound rate limits, so API changes apply within this bound.
+     */
     MOAT_DOMAIN_CACHE_MS: envInt(0, 3_600_000).default(5_000),
     /** Recipients per message (RFC 5321 §4.5.3.1.8 requires at least 100). */
     MOAT_MAX_RECIPIENTS: envInt(1, 10_000).default(100),
@@ -71,6 +91,16 @@ export const configSchema = z
   .refine((c) => (c.MOAT_TLS_CERT_FILE === undefined) === (c.MOAT_TLS_KEY_FILE === undefined), {
     message: 'MOAT_TLS_CERT_FILE and MOAT_TLS_KEY_FILE must be set together',
     path: ['MOAT_TLS_CERT_FILE'],
+  })
+  .refine((c) => distinctPorts([c.MOAT_SMTP_PORT, c.MOAT_SUBMISSION_PORT, c.MOAT_SUBMISSIONS_PORT]), {
+    message: 'MOAT_SMTP_PORT, MOAT_SUBMISSION_PORT and MOAT_SUBMISSIONS_PORT must differ (0 and -1 excepted)',
+    path: ['MOAT_SUBMISSION_PORT'],
   });
+
+/** Fixed ports of the listeners must differ; 0 (a free port each) and -1 (off) may repeat. */
+function distinctPorts(ports: number[]): boolean {
+  const fixed = ports.filter((p) => p > 0);
+  return new Set(fixed).size === fixed.length;
+}
 
 export type Config = z.infer<typeof configSchema>;

@@ -35,13 +35,20 @@ const linesPerTurn = 100;
 export class GuardedSmtpServer extends SMTPServer {
   readonly limits: SessionLimits;
   readonly log: Logger;
+  /**
+   * AUTH is offered (submission ports), and only under TLS: not advertised in EHLO and answered
+   * 530 5.7.0 before STARTTLS (RFC 3207 §4, as Postfix's smtpd_tls_auth_only). False on the MX
+   * port, where AUTH stays an unrecognized command.
+   */
+  readonly authUnderTls: boolean;
 
-  constructor(limits: SessionLimits, log: Logger, options: SMTPServerOptions) {
+  constructor(limits: SessionLimits, log: Logger, options: SMTPServerOptions, authUnderTls = false) {
     // smtp-server's own line limit never triggers (the framer passes only lines within ours);
     // its socket timeout is the idle timeout.
     super({ ...options, socketTimeout: limits.idleTimeoutMs, maxCommandLength: limits.maxCommandLineBytes });
     this.limits = limits;
     this.log = log;
+    this.authUnderTls = authUnderTls;
   }
 
   /** smtp-server's connect(), with our connection class. */
@@ -117,10 +124,16 @@ class GuardedConnection extends SMTPConnection {
     // shutting down gets its 421. A refused line reaches them as an empty line.
     if (this._upgrading || this._server._closeTimeout || !this._ready) return super._onCommand(command, callback);
     if (!this.counters.command()) return this.endSession(replies.tooManyCommands(), 'too many commands');
+    const saslResponse = typeof this._nextHandler === 'function';
     const verdict = checkCommand(fault === null ? command : null, fault, {
       smtpUtf8: this.session.envelope?.smtpUtf8 === true,
       maxLineBytes: this.guard.limits.maxCommandLineBytes,
+      auth: !this.guard.authUnderTls ? 'unknown' : this.secure ? 'allowed' : 'needs-tls',
+      saslResponse,
     });
+    // A refused answer to an AUTH challenge ends that exchange (smtp-server would otherwise take
+    // the next command line as the answer).
+    if (saslResponse && verdict.action !== 'run') this._nextHandler = false;
     if (verdict.action === 'run') return super._onCommand(command, callback);
     if (verdict.action === 'close') return this.endSession(verdict.reply, 'not an SMTP client');
     if (verdict.unknown && !this.counters.unknownCommand()) return this.endSession(replies.tooManyUnknownCommands(), 'too many unknown commands');
@@ -131,8 +144,20 @@ class GuardedConnection extends SMTPConnection {
     setImmediate(() => this._whenWritable(next));
   }
 
+  /** AUTH exists only under TLS: before it, EHLO does not advertise it (and command-check.ts answers it 530). */
+  override _isSupported(command: string): boolean {
+    if (!this.secure && command.trim().toUpperCase() === 'AUTH') return false;
+    return super._isSupported(command);
+  }
+
   /** Every reply passes here: the idle timeout's gets our text, and 5xx replies are counted. */
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    // smtp-server's non-standard 538 for AUTH before STARTTLS is RFC 3207's 530 (command-check.ts
+    // answers such an AUTH first; this keeps smtp-server's own gate from ever saying 538).
+    if (code === 538) {
+      code = 530;
+      data = replies.startTlsFirst().message;
+    }
     if (this.timingOut && code === 421) {
       this.guard.log.info({ client: this.remoteAddress, why: 'idle timeout' }, 'smtp session ended by a limit');
       data = replies.idleTimeout().message;

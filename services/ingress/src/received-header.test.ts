@@ -38,6 +38,11 @@ describe('buildReceivedHeader', () => {
     expect(buildReceivedHeader({ ...base, esmtp: false })).toContain(' with SMTP id ');
   });
 
+  it('when the client authenticated, then the protocol is ESMTPSA under TLS and ESMTPA without (RFC 3848)', () => {
+    expect(buildReceivedHeader({ ...base, tls: true, authenticated: true })).toContain(' with ESMTPSA id ');
+    expect(buildReceivedHeader({ ...base, tls: false, authenticated: true })).toContain(' with ESMTPA id ');
+  });
+
   it('when the client is on IPv6, then its address literal carries the IPv6 tag (RFC 5321 §4.1.3)', () => {
     expect(addressLiteral('2001:db8::25')).toBe('[IPv6:2001:db8::25]');
     expect(buildReceivedHeader({ ...base, ip: '2001:db8::25' })).toContain('(out1.sender.example [IPv6:2001:db8::25])');

@@ -12,6 +12,8 @@ export interface ReceivedInput {
   esmtp: boolean;
   /** STARTTLS was in effect: "ESMTPS" (RFC 3848). */
   tls: boolean;
+  /** The client authenticated (SMTP AUTH): "ESMTPA" / "ESMTPSA" (RFC 3848). */
+  authenticated?: boolean;
   messageId: string;
   recipients: readonly string[];
   date: Date;
@@ -29,7 +31,8 @@ export interface ReceivedInput {
  * one: with several it would disclose every recipient to each of them (RFC 5321 §7.2).
  */
 export function buildReceivedHeader(input: ReceivedInput): string {
-  const protocol = `${input.esmtp ? 'ESMTP' : 'SMTP'}${input.tls ? 'S' : ''}`;
+  // RFC 3848 §2: AUTH implies ESMTP (it is an extension), so an authenticated HELO client cannot exist.
+  const protocol = `${input.esmtp || input.authenticated ? 'ESMTP' : 'SMTP'}${input.tls ? 'S' : ''}${input.authenticated ? 'A' : ''}`;
   const lines = [
     `Received: from ${headerSafe(input.helo) || 'unknown'} (${input.ptr ? headerSafe(input.ptr) : 'unknown'} ${addressLiteral(input.ip)})`,
     `\tby ${headerSafe(input.hostname)} (Moat) with ${protocol} id ${input.messageId}`,

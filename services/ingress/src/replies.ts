@@ -61,9 +61,40 @@ export const replies = {
   commandTimeout: () => smtpReply(421, '4.4.2', 'Command line not completed in time, closing connection'),
   dataTimeout: () => smtpReply(421, '4.4.2', 'Message not completed in time, closing connection'),
 
+  // Outbound relay (submission ports, registered outbound ranges).
+  /** RFC 4954 §6: MAIL on a submission port without AUTH (and not from a registered range). */
+  authRequired: () => smtpReply(530, '5.7.0', 'Authentication required'),
+  /** RFC 3207 §4: AUTH (or MAIL) before STARTTLS on the submission port; credentials never travel in plaintext. */
+  startTlsFirst: () => smtpReply(530, '5.7.0', 'Must issue a STARTTLS command first'),
+  /** RFC 4954 §6: wrong username or password (which of the two is not said). */
+  authInvalid: () => smtpReply(535, '5.7.8', 'Authentication credentials invalid'),
+  /** RFC 4954 §6: the credentials could not be checked now (database or Redis away); the client retries. */
+  authTempFail: () => smtpReply(454, '4.7.0', 'Temporary authentication failure, try again later'),
+  /** Too many failed AUTHs from this client: the session ends (421), new ones are refused the same way until the window passes. */
+  tooManyAuthFailures: () => smtpReply(421, '4.7.0', 'Too many authentication failures from your IP address, try again later'),
+  /** RFC 3463 5.7.1 (delivery not authorized): an organisation relays only its own senders. */
+  senderNotYours: (address: string) => smtpReply(550, '5.7.1', `Sender address <${printable(address)}> is not in a domain of your organisation`),
+  /** RFC 3463 5.1.7: a sender no organisation can own (no domain, an address literal). */
+  badSender: () => smtpReply(553, '5.1.7', 'Sender address is not a valid mailbox in a domain'),
+  /** A registered server relaying for a sender that is not its organisation's. */
+  relayDeniedForeignSender: () => smtpReply(550, '5.7.1', 'Relaying denied: the sender is not in a domain of the organisation your IP address is registered for'),
+  /** RFC 3463 5.1.3 (bad destination mailbox address syntax). */
+  badOutboundRecipient: (reason: string) => smtpReply(553, '5.1.3', `Recipient address not accepted for relaying (${reason})`),
+  /**
+   * RFC 3463 4.7.1 (delivery not authorized, transient): the tenant's outbound messages per
+   * minute are used up. The client keeps the message and retries, as for any 4xx.
+   */
+  outboundRateLimited: (limit: number, retryAfterMs: number) =>
+    smtpReply(451, '4.7.1', `Outbound rate limit of ${limit} messages per minute reached, try again in ${Math.max(1, Math.ceil(retryAfterMs / 1000))} seconds`),
+
   /** Anything that kept us from keeping our promise: the client keeps the message and retries. */
   tempFail: () => smtpReply(451, '4.3.0', 'Temporary failure, please try again later'),
 } as const;
+
+/** Reply text stays printable ASCII (RFC 5321 §4.2): an address echoed back loses anything else. */
+function printable(value: string): string {
+  return value.replace(/[^\x20-\x7e]/g, '?').slice(0, 320);
+}
 
 export function isSmtpReply(err: unknown): err is MoatError & { responseCode: number } {
   return err instanceof MoatError && typeof err.responseCode === 'number' && (err.code === 'SMTP_PERMANENT' || err.code === 'SMTP_TRANSIENT');

@@ -1,15 +1,20 @@
-import { connectDependencies, createResolver, type Logger, type RunningService } from '@moat/runtime';
-import { ensureDailyPartitions, keyringFromConfig, MessageStore, TenantRepository, TtlCache, type Domain } from '@moat/store';
+import { connectDependencies, createResolver, FixedWindowRateLimiter, type Logger, type RunningService } from '@moat/runtime';
+import { ensureDailyPartitions, keyringFromConfig, MessageStore, OutboundIpRepository, SmtpCredentialRepository, TenantRepository, TtlCache, type Domain } from '@moat/store';
 import { lookupClientName } from './client-name.js';
 import type { Config } from './config.js';
 import { GroupCommitStore } from './group-commit-store.js';
+import { OutboundRelay } from './outbound-relay.js';
 import { RecipientPolicy } from './recipient-policy.js';
-import { SmtpEdge } from './smtp-edge.js';
+import { SmtpEdge, type SmtpEdgeOptions } from './smtp-edge.js';
 import { loadTlsCredentials } from './tls-credentials.js';
 
 export interface RunningIngress extends RunningService {
   /** The SMTP port actually bound (MOAT_SMTP_PORT=0 picks one). */
   smtpPort: number;
+  /** The submission port (STARTTLS + AUTH) actually bound; -1 when off. */
+  submissionPort: number;
+  /** The implicit-TLS submission port actually bound; -1 when off. */
+  submissionsPort: number;
   /** The admin port (/livez, /readyz) actually bound; -1 when off. */
   adminPort: number;
 }
@@ -31,7 +36,7 @@ export async function start(config: Config, log: Logger): Promise<RunningIngress
   const tls = await loadTlsCredentials({ certFile: config.MOAT_TLS_CERT_FILE, keyFile: config.MOAT_TLS_KEY_FILE, hostname: config.MOAT_SMTP_HOSTNAME }, log);
   const deps = await connectDependencies('ingress', config, log);
   let partitionTimer: NodeJS.Timeout | undefined;
-  let edge: SmtpEdge | undefined;
+  const edges: SmtpEdge[] = [];
   let store: GroupCommitStore | undefined;
   try {
     await ensureDailyPartitions(deps.pool);
@@ -52,8 +57,23 @@ export async function start(config: Config, log: Logger): Promise<RunningIngress
     const domains = new TtlCache<Domain | null>(config.MOAT_DOMAIN_CACHE_MS);
     store = new GroupCommitStore(new MessageStore(deps.pool, keyringFromConfig(config)), storeBatch);
     const bodies = store;
-    const policy = new RecipientPolicy((name) => domains.get(name, () => tenants.findDomainByName(name)), config.MOAT_MAX_RECIPIENTS, log);
-    edge = new SmtpEdge({
+    const findDomain = (name: string) => domains.get(name, () => tenants.findDomainByName(name));
+    const policy = new RecipientPolicy(findDomain, config.MOAT_MAX_RECIPIENTS, log);
+    // The outbound relay: registered ranges and rate limits are cached as briefly as domains.
+    const outboundIps = new OutboundIpRepository(deps.pool);
+    const credentials = new SmtpCredentialRepository(deps.pool);
+    const clientTenants = new TtlCache<string | null>(config.MOAT_DOMAIN_CACHE_MS);
+    const rateLimits = new TtlCache<number>(config.MOAT_DOMAIN_CACHE_MS);
+    const relay = new OutboundRelay({
+      authenticate: (username, password) => credentials.authenticate(username, password),
+      tenantForAddress: (ip) => clientTenants.get(ip, () => outboundIps.tenantForAddress(ip)),
+      findDomain,
+      messagesPerWindow: (tenantId) => rateLimits.get(tenantId, async () => (await tenants.getOutboundPolicy(tenantId))?.messagesPerMinute ?? config.MOAT_OUTBOUND_RATE_LIMIT),
+      messages: new FixedWindowRateLimiter(deps.redis, { name: 'outbound-messages', limit: config.MOAT_OUTBOUND_RATE_LIMIT, windowMs: config.MOAT_OUTBOUND_RATE_WINDOW_MS }),
+      authFailures: new FixedWindowRateLimiter(deps.redis, { name: 'smtp-auth-failures', limit: config.MOAT_SMTP_AUTH_MAX_FAILURES, windowMs: config.MOAT_SMTP_AUTH_FAILURE_WINDOW_MS }),
+      log,
+    });
+    const common: Omit<SmtpEdgeOptions, 'listener' | 'implicitTls'> = {
       hostname: config.MOAT_SMTP_HOSTNAME,
       maxMessageBytes: config.MOAT_MAX_MESSAGE_BYTES,
       maxClients: config.MOAT_SMTP_MAX_CLIENTS,
@@ -72,26 +92,43 @@ export async function start(config: Config, log: Logger): Promise<RunningIngress
       intakeTimeoutMs: config.MOAT_INTAKE_TIMEOUT_MS,
       tls,
       policy,
+      relay,
+      maxRecipients: config.MOAT_MAX_RECIPIENTS,
       clientName: config.MOAT_REVERSE_DNS ? (ip) => lookupClientName(resolve, ip, config.MOAT_REVERSE_DNS_TIMEOUT_MS) : async () => null,
       intake: { store: bodies, broker: deps.broker, log },
       log,
-    });
-    const listening = edge;
-    // Registered before listening: /readyz stays 503 until SMTP is actually served.
-    deps.health.addCheck('smtp', () => listening.listening);
-    const smtpPort = await edge.listen(config.MOAT_SMTP_PORT, config.MOAT_SMTP_HOST);
-    log.info({ host: config.MOAT_SMTP_HOST, port: smtpPort, hostname: config.MOAT_SMTP_HOSTNAME, devCertificate: tls.dev }, 'smtp listening');
+    };
+    const listeners = [
+      { name: 'smtp', port: config.MOAT_SMTP_PORT, options: { ...common, listener: 'mx' as const } },
+      { name: 'submission', port: config.MOAT_SUBMISSION_PORT, options: { ...common, listener: 'submission' as const } },
+      { name: 'submissions', port: config.MOAT_SUBMISSIONS_PORT, options: { ...common, listener: 'submission' as const, implicitTls: true } },
+    ];
+    const ports: Record<string, number> = {};
+    for (const l of listeners) {
+      if (l.port < 0) {
+        ports[l.name] = -1;
+        continue;
+      }
+      const edge = new SmtpEdge(l.options);
+      edges.push(edge);
+      // Registered before listening: /readyz stays 503 until every listener actually serves.
+      deps.health.addCheck(l.name, () => edge.listening);
+      ports[l.name] = await edge.listen(l.port, config.MOAT_SMTP_HOST);
+      log.info({ listener: l.name, host: config.MOAT_SMTP_HOST, port: ports[l.name], hostname: config.MOAT_SMTP_HOSTNAME, devCertificate: tls.dev }, 'smtp listening');
+    }
 
     let stopping: Promise<void> | null = null;
     return {
-      smtpPort,
+      smtpPort: ports.smtp!,
+      submissionPort: ports.submission!,
+      submissionsPort: ports.submissions!,
       adminPort: deps.adminPort,
       stop() {
         stopping ??= (async () => {
           clearInterval(partitionTimer);
           // Not ready first, so a load balancer stops sending before we stop taking.
           deps.health.markShuttingDown();
-          await listening.close(config.MOAT_INTAKE_TIMEOUT_MS);
+          await Promise.all(edges.map((e) => e.close(config.MOAT_INTAKE_TIMEOUT_MS)));
           // Bodies still queued are written (their sessions then publish or undo) before the pool goes.
           await bodies.close();
           await deps.close();
@@ -101,7 +138,7 @@ export async function start(config: Config, log: Logger): Promise<RunningIngress
     };
   } catch (err) {
     clearInterval(partitionTimer);
-    if (edge?.listening) await edge.close(0).catch(() => {});
+    for (const e of edges) if (e.listening) await e.close(0).catch(() => {});
     await store?.close().catch(() => {});
     await deps.close();
     throw err;

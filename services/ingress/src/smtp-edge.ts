@@ -2,13 +2,16 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import type { SMTPServerAddress, SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import { messageAcceptedPayload, type MessageAcceptedPayload } from '@moat/contracts';
 import { MoatError, uuidFrom, type Logger } from '@moat/runtime';
+import type { AuthenticatedSmtpUser } from '@moat/store';
 import { clientKey, ConnectionsPerClient } from './client-connections.js';
 import { GuardedSmtpServer } from './guarded-smtp-server.js';
 import { collectMessage, type MessageRefusal } from './message-collector.js';
 import { commitMessage, type IntakeDeps } from './message-intake.js';
+import { decideOutboundRecipient, decideSender, parseSender, type ListenerKind, type SenderDecision } from './outbound-policy.js';
+import type { OutboundRelay } from './outbound-relay.js';
 import { buildReceivedHeader } from './received-header.js';
 import { classifyRecipient } from './recipient-address.js';
 import type { RecipientPolicy } from './recipient-policy.js';
@@ -17,6 +20,13 @@ import { defaultSmtpLimits, type SmtpLimits } from './smtp-limits.js';
 import type { TlsCredentials } from './tls-credentials.js';
 
 export interface SmtpEdgeOptions {
+  /**
+   * `mx`: the MX port (inbound mail; registered outbound ranges may relay; no AUTH).
+   * `submission`: a submission port (AUTH under TLS, or a registered range; nothing else).
+   */
+  listener: ListenerKind;
+  /** TLS from the first byte (RFC 8314 §3.3: submissions, port 465); else STARTTLS is offered. */
+  implicitTls?: boolean;
   hostname: string;
   maxMessageBytes: number;
   /** Concurrent connections overall (smtp-server answers the one over with 421). */
@@ -27,6 +37,10 @@ export interface SmtpEdgeOptions {
   intakeTimeoutMs: number;
   tls: TlsCredentials;
   policy: RecipientPolicy;
+  /** Who may relay, and the outbound limits (outbound-relay.ts). */
+  relay: OutboundRelay;
+  /** Recipients per message (outbound; the inbound policy has its own). */
+  maxRecipients: number;
   /** The client's confirmed name, or null (never rejects). */
   clientName: (ip: string) => Promise<string | null>;
   intake: IntakeDeps;
@@ -41,6 +55,12 @@ interface ConnectionState {
   tenantId: string | null;
   /** The key this connection is counted under in ConnectionsPerClient; null when not counted. */
   countedAs: string | null;
+  /** The tenant whose registered outbound range holds the client's address; 'error' when the lookup failed. */
+  clientTenant: Promise<string | null | 'error'>;
+  /** The credential of a successful AUTH. */
+  auth: AuthenticatedSmtpUser | null;
+  /** What MAIL FROM decided for the current transaction (inbound, or outbound for a tenant). */
+  tx: Exclude<SenderDecision, { direction: 'refused' }> | null;
 }
 
 const payloadBeforeStore = messageAcceptedPayload.omit({ store: true });
@@ -62,13 +82,18 @@ export class SmtpEdge {
     const limits = { ...defaultSmtpLimits, ...opts.limits };
     this.limits = limits;
     this.perClient = new ConnectionsPerClient(limits.maxClientsPerIp);
+    const submission = opts.listener === 'submission';
     this.server = new GuardedSmtpServer(limits, opts.log, {
       name: opts.hostname,
       banner: 'Moat',
       key: opts.tls.key,
       cert: opts.tls.cert,
-      // Submission with AUTH is a separate listener (a later issue); port 25 traffic never authenticates.
-      disabledCommands: ['AUTH'],
+      secure: opts.implicitTls === true,
+      // The MX port never authenticates: AUTH is a submission port's (RFC 6409), offered only under TLS.
+      disabledCommands: submission ? [] : ['AUTH'],
+      authMethods: ['PLAIN', 'LOGIN'],
+      // Required on the submission ports, but checked at MAIL FROM (outbound-policy.ts), where a
+      // registered range may go without it; smtp-server's own gate would cut such clients off.
       authOptional: true,
       // smtp-server would ask the machine's resolver; we ask ours (createResolver), bounded.
       disableReverseLookup: true,
@@ -86,10 +111,12 @@ export class SmtpEdge {
       logger: false,
       onConnect: (session, callback) => this.onConnect(session, callback),
       onSecure: (socket, session, callback) => this.onSecure(socket as TLSSocket, session, callback),
+      onAuth: (auth, session, callback) => this.onAuth(auth, session, callback),
+      onMailFrom: (address, session, callback) => this.onMailFrom(address, session, callback),
       onRcptTo: (address, session, callback) => this.onRcptTo(address, session, callback),
       onData: (stream, session, callback) => this.onData(stream, session, callback),
       onClose: (session) => this.onClose(session),
-    });
+    }, submission);
     // Connection-level errors (resets, failed handshakes) are the client's business, not ours;
     // without a listener the EventEmitter would throw them.
     this.server.on('error', (err: Error & { code?: string; remoteAddress?: string }) =>
@@ -125,7 +152,12 @@ export class SmtpEdge {
   private state(session: SMTPServerSession): ConnectionState {
     let state = this.connections.get(session);
     if (!state) {
-      state = { clientName: this.opts.clientName(session.remoteAddress), tls: null, tenantId: null, countedAs: null };
+      // Both lookups run while the client talks; MAIL FROM and DATA await them.
+      const clientTenant = this.opts.relay.clientTenant(session.remoteAddress).catch((err: unknown) => {
+        this.opts.log.warn({ err: (err as Error).message, client: session.remoteAddress }, 'outbound range lookup failed');
+        return 'error' as const;
+      });
+      state = { clientName: this.opts.clientName(session.remoteAddress), tls: null, tenantId: null, countedAs: null, clientTenant, auth: null, tx: null };
       this.connections.set(session, state);
     }
     return state;
@@ -155,9 +187,80 @@ export class SmtpEdge {
     callback();
   }
 
+  /** SMTP AUTH PLAIN/LOGIN (RFC 4954) on a submission port, under TLS (guarded-smtp-server.ts). */
+  private onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void): void {
+    const state = this.state(session);
+    const username = auth.username ?? '';
+    this.opts.relay
+      .authenticate({ username, password: auth.password ?? '', authzid: auth.authcid ? auth.authzid : undefined, clientKey: clientKey(session.remoteAddress) })
+      .then(
+        (outcome) => {
+          if (outcome.ok) {
+            state.auth = outcome.user;
+            this.opts.log.info({ client: session.remoteAddress, username: outcome.user.username, tenantId: outcome.user.tenantId }, 'smtp client authenticated');
+            return callback(null, { user: outcome.user.username });
+          }
+          // The password is never logged; the username is (it is what an operator searches for).
+          this.opts.log.info({ client: session.remoteAddress, username: username.slice(0, 64), why: outcome.why, reply: outcome.reply.message }, 'smtp authentication refused');
+          callback(outcome.reply);
+        },
+        (err: unknown) => {
+          this.opts.log.error({ err: (err as Error).message, client: session.remoteAddress }, 'smtp authentication failed');
+          callback(replies.authTempFail());
+        },
+      );
+  }
+
+  /**
+   * MAIL FROM decides what the transaction is: inbound mail, or a tenant's outbound mail (AUTH or
+   * a registered range, the tenant's own sender), counted against the tenant's rate limit here —
+   * before the client sends the body — so that a refusal costs it nothing but a later retry.
+   */
+  private onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+    const state = this.state(session);
+    state.tx = null;
+    this.decideTransaction(address.address, session, state).then(
+      (tx) => {
+        if (tx.direction === 'refused') {
+          this.opts.log.info({ client: session.remoteAddress, mailFrom: address.address, why: tx.why, reply: tx.reply.message }, 'sender refused');
+          return callback(tx.reply);
+        }
+        state.tx = tx;
+        callback();
+      },
+      (err: unknown) => {
+        this.opts.log.error({ err: (err as Error).message, client: session.remoteAddress }, 'sender policy failed');
+        callback(replies.tempFail());
+      },
+    );
+  }
+
+  private async decideTransaction(mailFrom: string, session: SMTPServerSession, state: ConnectionState): Promise<SenderDecision> {
+    const ipTenant = await state.clientTenant;
+    if (ipTenant === 'error') return { direction: 'refused', reply: replies.tempFail(), why: 'range-lookup-failed' };
+    const authTenantId = session.user && state.auth ? state.auth.tenantId : null;
+    const sender = parseSender(mailFrom);
+    const relaying = authTenantId ?? ipTenant;
+    const owner = relaying !== null && sender.kind === 'address' ? await this.opts.relay.senderOwner(sender.domain) : null;
+    const decision = decideSender({ listener: this.opts.listener, secure: session.secure, authTenantId, ipTenantId: ipTenant }, sender, owner);
+    if (decision.direction !== 'outbound') return decision;
+    const limited = await this.opts.relay.takeMessage(decision.tenantId);
+    return limited ? { direction: 'refused', reply: limited, why: 'rate-limited' } : decision;
+  }
+
   private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
     const state = this.state(session);
     const accepted = session.envelope.rcptTo.map((r) => r.address);
+    const tx = state.tx;
+    if (tx?.direction === 'outbound') {
+      const decision = decideOutboundRecipient(address.address, { accepted, maxRecipients: this.opts.maxRecipients });
+      if (decision.accept) {
+        state.tenantId = tx.tenantId;
+        return callback();
+      }
+      this.opts.log.info({ client: session.remoteAddress, rcpt: address.address, why: decision.why, reply: decision.reply.message }, 'outbound recipient refused');
+      return callback(decision.reply);
+    }
     // The tenant belongs to the transaction: smtp-server empties rcptTo on RSET, EHLO, STARTTLS
     // and after DATA, and so a new transaction starts with no tenant.
     const tenantId = accepted.length > 0 ? state.tenantId : null;
@@ -167,8 +270,10 @@ export class SmtpEdge {
           state.tenantId = decision.tenantId;
           return callback();
         }
-        this.opts.log.info({ client: session.remoteAddress, rcpt: address.address, why: decision.why, reply: decision.reply.message }, 'recipient refused');
-        callback(decision.reply);
+        // A registered server relaying for someone else's sender learns why it may not.
+        const reply = decision.why === 'not-protected' && tx?.registeredIpForeignSender ? replies.relayDeniedForeignSender() : decision.reply;
+        this.opts.log.info({ client: session.remoteAddress, rcpt: address.address, why: decision.why, reply: reply.message }, 'recipient refused');
+        callback(reply);
       },
       (err: unknown) => {
         this.opts.log.error({ err: (err as Error).message, client: session.remoteAddress }, 'recipient policy failed');
@@ -201,6 +306,9 @@ export class SmtpEdge {
     if (collected.refusal !== null) throw this.refusalReply(collected.refusal);
     const state = this.state(session);
     if (state.tenantId === null) throw new MoatError('VALIDATION_FAILED', 'DATA without a tenant fixed by an accepted recipient');
+    const tx = state.tx;
+    if (tx === null) throw new MoatError('VALIDATION_FAILED', 'DATA without a transaction decided at MAIL FROM');
+    const direction = tx.direction;
     const rcptTo = session.envelope.rcptTo.map((r) => {
       const rcpt = classifyRecipient(r.address);
       if (!rcpt.ok) throw new MoatError('VALIDATION_FAILED', `accepted recipient no longer classifies: ${rcpt.reason}`);
@@ -214,7 +322,7 @@ export class SmtpEdge {
     const candidate: Omit<MessageAcceptedPayload, 'store'> = {
       messageId,
       tenantId: state.tenantId,
-      direction: 'inbound',
+      direction,
       mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
       rcptTo,
       client: { ip: session.remoteAddress, helo, ptr, tls },
@@ -227,6 +335,7 @@ export class SmtpEdge {
         hostname: this.opts.hostname,
         esmtp: session.openingCommand !== 'HELO',
         tls: tls !== null,
+        authenticated: direction === 'outbound' && tx.via === 'auth',
         messageId,
         recipients: rcptTo,
         date: receivedAt,
@@ -244,7 +353,17 @@ export class SmtpEdge {
       ),
     );
     this.opts.log.info(
-      { messageId, tenantId: accepted.tenantId, client: accepted.client.ip, rcpts: accepted.rcptTo.length, size: accepted.size, tls: accepted.client.tls?.protocol ?? null },
+      {
+        messageId,
+        tenantId: accepted.tenantId,
+        direction,
+        via: tx.direction === 'outbound' ? tx.via : null,
+        username: tx.direction === 'outbound' && tx.via === 'auth' ? state.auth?.username : undefined,
+        client: accepted.client.ip,
+        rcpts: accepted.rcptTo.length,
+        size: accepted.size,
+        tls: accepted.client.tls?.protocol ?? null,
+      },
       'message accepted',
     );
     return `2.0.0 Ok: queued as ${messageId}`;

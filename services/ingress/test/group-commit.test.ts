@@ -5,6 +5,7 @@ import { MoatError } from '@moat/runtime';
 import { keyringFromConfig, MessageStore, type StoredMessage } from '@moat/store';
 import { eventually, silentLog, testPool, type TestEnv } from '@moat/testkit';
 import { GroupCommitStore, type BatchMessageWriter } from '../src/group-commit-store.js';
+import { OutboundRelay } from '../src/outbound-relay.js';
 import { RecipientPolicy } from '../src/recipient-policy.js';
 import { SmtpEdge } from '../src/smtp-edge.js';
 import { generateDevCertificate } from '../src/tls-credentials.js';
@@ -52,6 +53,7 @@ async function startEdge(writer: BatchMessageWriter) {
   const published: AnyEvent[] = [];
   const store = new GroupCommitStore(writer, { maxItems: 32, maxConcurrentWrites: 1, maxBytes: 4 * 1024 * 1024 });
   const edge = new SmtpEdge({
+    listener: 'mx',
     hostname: 'mx.moat.test',
     maxMessageBytes: 64 * 1024,
     maxClients: 100,
@@ -59,6 +61,17 @@ async function startEdge(writer: BatchMessageWriter) {
     intakeTimeoutMs: 20_000,
     tls: await generateDevCertificate('mx.moat.test'),
     policy: new RecipientPolicy(async () => ({ tenantId }), 3, silentLog),
+    // Nobody relays here: only inbound mail.
+    relay: new OutboundRelay({
+      authenticate: async () => null,
+      tenantForAddress: async () => null,
+      findDomain: async () => null,
+      messagesPerWindow: async () => 1,
+      messages: { take: async () => Promise.reject(new Error('no outbound mail in this test')) },
+      authFailures: { take: async () => Promise.reject(new Error('no AUTH in this test')), exceeded: async () => false },
+      log: silentLog,
+    }),
+    maxRecipients: 3,
     clientName: async () => null,
     intake: {
       store,

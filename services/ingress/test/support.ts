@@ -47,7 +47,7 @@ export async function startProbe(t: TestEnv): Promise<{ events: Accepted[]; stop
 }
 
 export async function startIngress(t: TestEnv, env: Record<string, string> = {}): Promise<RunningIngress> {
-  return start(loadConfig(configSchema, { ...t.env, MOAT_SMTP_HOST: '127.0.0.1', MOAT_SMTP_PORT: '0', MOAT_SMTP_HOSTNAME: 'mx.moat.test', ...env }), silentLog);
+  return start(loadConfig(configSchema, { ...t.env, MOAT_SMTP_HOST: '127.0.0.1', MOAT_SMTP_PORT: '0', MOAT_SUBMISSION_PORT: '0', MOAT_SUBMISSIONS_PORT: '0', MOAT_SMTP_HOSTNAME: 'mx.moat.test', ...env }), silentLog);
 }
 
 /** The message id from `250 2.0.0 Ok: queued as <id>`. */
@@ -119,6 +119,14 @@ export class SmtpDialog {
     const secure = tls.connect({ socket: raw, servername: 'mx.moat.test', rejectUnauthorized: false });
     await new Promise<void>((resolve, reject) => secure.once('secureConnect', resolve).once('error', reject));
     return new SmtpDialog(secure);
+  }
+
+  /** Opens a session over implicit TLS (RFC 8314, the submissions port); the greeting is read. */
+  static async openImplicitTls(port: number, localAddress?: string): Promise<{ dialog: SmtpDialog; greeting: string }> {
+    const secure = tls.connect({ port, host: '127.0.0.1', servername: 'mx.moat.test', rejectUnauthorized: false, ...(localAddress ? { localAddress } : {}) });
+    await new Promise<void>((resolve, reject) => secure.once('secureConnect', resolve).once('error', reject));
+    const dialog = new SmtpDialog(secure);
+    return { dialog, greeting: await dialog.next() };
   }
 
   /** Sends one command line and returns the whole reply (lines joined with CRLF). */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Route } from '@moat/contracts';
-import { destinationKey, groupByDestination, recipientDomain } from './destinations.js';
+import { destinationKey, groupByDestination, recipientDomain, routeSourceFor } from './destinations.js';
 import { unresolvedDomain } from './unresolved.js';
 
 const r = (host: string, port: number, priority: number): Route => ({ host, port, priority });
@@ -83,5 +83,21 @@ describe('groupByDestination', () => {
   it('when a recipient is listed twice, then it is delivered once', () => {
     const { groups } = groupByDestination(['x@a.example', 'x@a.example'], lookup);
     expect(groups[0]!.rcpts).toEqual(['x@a.example']);
+  });
+});
+
+describe('routeSourceFor', () => {
+  const A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
+  const B = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb';
+
+  it('when mail is inbound, then a protected domain goes to its routes and any other is unroutable', () => {
+    expect(routeSourceFor('inbound', A, A)).toBe('routes');
+    expect(routeSourceFor('inbound', A, null)).toBe('unrouted');
+  });
+
+  it('when mail is outbound, then the tenant’s own domains go to its routes, and other tenants’ domains and the internet to their MX', () => {
+    expect(routeSourceFor('outbound', A, A)).toBe('routes');
+    expect(routeSourceFor('outbound', A, B)).toBe('mx');
+    expect(routeSourceFor('outbound', A, null)).toBe('mx');
   });
 });

@@ -38,6 +38,22 @@ export interface Unrouted {
  */
 export type RouteLookup = (domain: string) => Route[] | 'resolve-later' | null;
 
+/**
+ * How a recipient domain of a message is routed:
+ * - inbound mail: a protected domain goes to its routes (the customer's servers); any other
+ *   domain is unroutable (ingress accepted only protected ones);
+ * - outbound mail (a tenant's relayed mail, and DSNs): the tenant's own protected domains go to its
+ *   routes — internal mail goes straight to the customer's server, not out to its MX and back in
+ *   through Moat. Every other domain goes to its MX, also a domain another tenant protects: that
+ *   tenant then receives the message as inbound mail through Moat's MX (its filter policy, its
+ *   archive, its tracking), and the sending tenant's tracking never shows the other tenant's
+ *   servers. Where that MX is Moat, the message takes one more hop through ingress.
+ */
+export function routeSourceFor(direction: 'inbound' | 'outbound', messageTenantId: string, protectedBy: string | null): 'routes' | 'mx' | 'unrouted' {
+  if (direction === 'inbound') return protectedBy !== null ? 'routes' : 'unrouted';
+  return protectedBy === messageTenantId ? 'routes' : 'mx';
+}
+
 /** The domain part of an envelope address (after the last @, RFC 5321 §4.1.2), normalised; null without one. */
 export function recipientDomain(address: string): string | null {
   const at = address.lastIndexOf('@');

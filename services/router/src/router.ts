@@ -2,7 +2,7 @@ import { routingKeys, type AnyEvent, type DeliveryResultPayload, type MessageFil
 import { uuidFrom, type Broker, type Logger } from '@moat/runtime';
 import type { Delivery, MessageStore, NewDelivery } from '@moat/store';
 import type { RouterDeliveries } from './batched-deliveries.js';
-import { groupByDestination, recipientDomain, type RoutingInput, type Unrouted } from './destinations.js';
+import { groupByDestination, recipientDomain, routeSourceFor, type RoutingInput, type Unrouted } from './destinations.js';
 import { DsnIssuer } from './dsn-issuer.js';
 import type { MailRoutes } from './mx.js';
 import { fateEvents, noticeFor } from './notices.js';
@@ -19,8 +19,8 @@ export interface RouterOptions {
   /** The deliveries table; in the service the result path's statements are group-committed. */
   deliveries: RouterDeliveries;
   publisher: RequestPublisher;
-  /** Routes of a protected domain, or null when it is not protected (cached by the caller). */
-  findRoutes: (domain: string) => Promise<Route[] | null>;
+  /** A protected domain's tenant and routes, or null when it is not protected (cached by the caller). */
+  findRoutes: (domain: string) => Promise<{ tenantId: string; routes: Route[] } | null>;
   /**
    * MX routing (RFC 5321 §5.1) of a domain Moat does not protect: outbound mail and DSNs. Without
    * it such recipients fail as unroutable.
@@ -130,8 +130,9 @@ export class DeliveryRouter {
   /**
    * The routing decision: the rows written by the first pass over this message, or, when there
    * is none yet, the rows of this pass (one round trip either way, see createForMessage).
-   * A protected domain goes to its routes; any other domain of an outbound message (or a DSN)
-   * to its MX, resolved now so that recipients share a transaction per MX set. When DNS gives no
+   * Inbound: a protected domain goes to its routes. Outbound (relayed mail, DSNs): the tenant's
+   * own protected domains to its routes, every other domain to its MX (routeSourceFor), resolved
+   * now so that recipients share a transaction per MX set. When DNS gives no
    * usable answer now, the recipients of that domain still get a row, resolved again at each
    * attempt (see unresolved.ts): a DNS outage defers them, a definitive answer fails (and
    * bounces) them through the same path as a server's 5xx.
@@ -140,8 +141,10 @@ export class DeliveryRouter {
     const domains = [...new Set(p.rcptTo.map(recipientDomain).filter((d): d is string => d !== null))];
     const answers = await Promise.all(
       domains.map(async (domain): Promise<Route[] | 'resolve-later' | null> => {
-        const routes = await this.opts.findRoutes(domain);
-        if (routes !== null || p.direction !== 'outbound' || !this.opts.mailRoutes) return routes;
+        const found = await this.opts.findRoutes(domain);
+        const source = routeSourceFor(p.direction, p.tenantId, found?.tenantId ?? null);
+        if (source === 'routes') return found!.routes;
+        if (source === 'unrouted' || !this.opts.mailRoutes) return null;
         const mx = await this.opts.mailRoutes(domain);
         return mx.kind === 'routes' ? mx.routes : 'resolve-later';
       }),

@@ -24,7 +24,7 @@ export async function start(config: Config, log: Logger): Promise<RunningRouter>
   const deps = await connectDependencies('router', config, log);
   const tenants = new TenantRepository(deps.pool);
   const deliveries = new DeliveryRepository(deps.pool);
-  const routeCache = new TtlCache<Route[] | null>(config.MOAT_ROUTE_CACHE_MS);
+  const routeCache = new TtlCache<{ tenantId: string; routes: Route[] } | null>(config.MOAT_ROUTE_CACHE_MS);
   const resolve = createResolver({ mode: config.MOAT_DNS_MODE, servers: config.MOAT_DNS_SERVERS, staticFile: config.MOAT_DNS_STATIC_FILE, timeoutMs: config.MOAT_DNS_TIMEOUT_MS });
   const mxCache = new MailRouteCache((domain) => resolveMailRoutes(domain, resolve, config.MOAT_MX_PORT), config.MOAT_MX_CACHE_MS);
   const mailRoutes = (domain: string): Promise<MailRoutes> => mxCache.get(domain);
@@ -79,7 +79,10 @@ export async function start(config: Config, log: Logger): Promise<RunningRouter>
     deliveries: batched,
     publisher,
     findRoutes: async (domain) => {
-      const load = async () => (await tenants.findDomainByName(domain))?.routes ?? null;
+      const load = async () => {
+        const d = await tenants.findDomainByName(domain);
+        return d ? { tenantId: d.tenantId, routes: d.routes } : null;
+      };
       // "Not protected" fails the recipient for good: never take that answer from the cache.
       return (await routeCache.get(domain, load)) ?? (await load());
     },

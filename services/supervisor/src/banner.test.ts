@@ -32,6 +32,12 @@ describe('readyBanner', () => {
     expect(text).toContain('Bearer $MOAT_BOOTSTRAP_TOKEN');
     expect(text).not.toContain('op_secret_value_123');
   });
+
+  it('when the submission port is on, then the banner shows it with an AUTH example; -1 hides it', () => {
+    const token = { value: 'x', source: 'generated' as const, file: '/r/.moat/bootstrap-token' };
+    expect(readyBanner({ plan, smtpPort: 2525, submissionPort: 2587, httpPort: 8080, bootstrapToken: token, showPath }).join('\n')).toMatch(/submission +127\.0\.0\.1:2587 .*--auth-user/);
+    expect(readyBanner({ plan, smtpPort: 2525, submissionPort: -1, httpPort: 8080, bootstrapToken: token, showPath }).join('\n')).not.toContain('submission');
+  });
 });
 
 describe('secretsNotice', () => {

@@ -4,6 +4,8 @@ import type { ResolvedSecret, ResolvedSecrets } from './secrets.js';
 export interface BannerInput {
   plan: readonly PlannedProcess[];
   smtpPort: number;
+  /** The submission port (STARTTLS + AUTH); -1 or absent: not shown. */
+  submissionPort?: number;
   httpPort: number;
   bootstrapToken: ResolvedSecret;
   /** How to show a file path to the operator (relative to where they stand). */
@@ -21,6 +23,10 @@ export function readyBanner(input: BannerInput): string[] {
   const lines = ['Moat is ready:'];
   if (kinds.has('ingress')) {
     lines.push(`  SMTP (MX)      127.0.0.1:${input.smtpPort}   e.g. swaks --server 127.0.0.1:${input.smtpPort} --to someone@<protected domain>`);
+    if (input.submissionPort !== undefined && input.submissionPort > 0) {
+      const p = input.submissionPort;
+      lines.push(`  submission     127.0.0.1:${p}   e.g. swaks --server 127.0.0.1:${p} -tls --auth-user <SMTP credential> --from you@<protected domain> --to someone@example.com`);
+    }
   }
   if (kinds.has('gateway')) {
     const base = `http://127.0.0.1:${input.httpPort}`;

@@ -60,6 +60,7 @@ export const configSchema = z.object({
   MOAT_NODE_ARGS: z.string().default('--max-semi-space-size=8'),
   /** The services' listening ports, only to print where the stack answers (they read them themselves). */
   MOAT_SMTP_PORT: envInt(1, 65_535).default(2525),
+  MOAT_SUBMISSION_PORT: envInt(-1, 65_535).default(2587),
   MOAT_HTTP_PORT: envInt(1, 65_535).default(8080),
 });
 export type Config = z.infer<typeof configSchema>;

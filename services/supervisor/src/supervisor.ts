@@ -180,7 +180,7 @@ export async function startSupervisor(config: Config, io: SupervisorIo): Promise
   void waitForReadiness(targets, { timeoutMs: config.MOAT_READY_TIMEOUT_MS, signal: readinessAbort.signal }).then((result) => {
     if (readinessAbort.signal.aborted) return;
     if (result.notReady.length === 0) {
-      for (const line of readyBanner({ plan, smtpPort: config.MOAT_SMTP_PORT, httpPort: config.MOAT_HTTP_PORT, bootstrapToken: secrets.bootstrapToken, showPath })) {
+      for (const line of readyBanner({ plan, smtpPort: config.MOAT_SMTP_PORT, submissionPort: config.MOAT_SUBMISSION_PORT, httpPort: config.MOAT_HTTP_PORT, bootstrapToken: secrets.bootstrapToken, showPath })) {
         log.info(line);
       }
     } else {

@@ -111,8 +111,8 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('when published, then SMTP 2525, submission 2587 and HTTP 8080 are the default host ports', () => {
-    expect(compose.services.ingress?.ports).toEqual(['${MOAT_SMTP_PUBLISHED_PORT:-2525}:2525', '${MOAT_SUBMISSION_PUBLISHED_PORT:-2587}:2587']);
+  it('when published, then SMTP 2525, submission 2587, submission over TLS 2465 and HTTP 8080 are the default host ports', () => {
+    expect(compose.services.ingress?.ports).toEqual(['${MOAT_SMTP_PUBLISHED_PORT:-2525}:2525', '${MOAT_SUBMISSION_PUBLISHED_PORT:-2587}:2587', '${MOAT_SUBMISSIONS_PUBLISHED_PORT:-2465}:2465']);
     expect(compose.services.gateway?.ports).toEqual(['${MOAT_HTTP_PUBLISHED_PORT:-8080}:8080']);
     // The dependencies are reachable from the host for `npm start`, but only on loopback.
     for (const name of dependencies) for (const port of compose.services[name]?.ports ?? []) expect(port).toMatch(/^127\.0\.0\.1:/);

@@ -179,9 +179,13 @@ describe('deploy/kubernetes', () => {
       for (const port of service.spec.ports) expect(portNames).toContain(port.targetPort);
     }
     const ingress = services.find((s) => s.metadata.name === 'ingress')!;
-    expect(ingress.spec.ports).toEqual([{ name: 'smtp', port: 25, targetPort: 'smtp', protocol: 'TCP' }]);
-    const smtp = deployments.find((d) => d.metadata.name === 'ingress')!.spec.template.spec.containers[0]!.ports!.find((p) => p.name === 'smtp');
-    expect(smtp?.containerPort).toBe(2525);
+    expect(ingress.spec.ports).toEqual([
+      { name: 'smtp', port: 25, targetPort: 'smtp', protocol: 'TCP' },
+      { name: 'submission', port: 587, targetPort: 'submission', protocol: 'TCP' },
+      { name: 'submissions', port: 465, targetPort: 'submissions', protocol: 'TCP' },
+    ]);
+    const containerPorts = deployments.find((d) => d.metadata.name === 'ingress')!.spec.template.spec.containers[0]!.ports!;
+    expect(Object.fromEntries(containerPorts.map((p) => [p.name, p.containerPort]))).toMatchObject({ smtp: 2525, submission: 2587, submissions: 2465 });
   });
 
   it('when a pod reads a secret or config, then it names the Secret and ConfigMap that exist, with keys they hold', () => {

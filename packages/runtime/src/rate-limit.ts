@@ -1,4 +1,5 @@
-import { MoatError, type Redis } from '@moat/runtime';
+import { MoatError } from './errors.js';
+import type { Redis } from './redis.js';
 
 export interface RateDecision {
   allowed: boolean;
@@ -24,25 +25,42 @@ return {n, ttl}
 `;
 
 /**
- * A fixed-window limit per key in Redis (shared by every gateway): at most `limit` requests per
+ * A fixed-window limit per key in Redis (shared by every replica: the gateway's subnet checks,
+ * ingress' outbound messages per tenant and AUTH failures per client): at most `limit` requests per
  * `windowMs`. Refused requests count too, so hammering does not help; the window never slides,
  * so Retry-After is exact. Redis unreachable → DEPENDENCY_UNAVAILABLE (503): an expensive
  * operation is refused rather than run without a limit.
  */
 export class FixedWindowRateLimiter {
   constructor(
-    private readonly redis: Pick<Redis, 'eval'>,
+    private readonly redis: Pick<Redis, 'eval' | 'get'>,
     private readonly opts: { name: string; limit: number; windowMs: number },
   ) {}
 
-  async take(key: string): Promise<RateDecision> {
+  /** Counts one request under `key` and says whether it is within the limit (`limit`: this key's own, when it has one). */
+  async take(key: string, limit = this.opts.limit): Promise<RateDecision> {
     let answer: unknown;
     try {
-      answer = await this.redis.eval(takeScript, 1, `ratelimit:${this.opts.name}:${key}`, String(this.opts.windowMs));
+      answer = await this.redis.eval(takeScript, 1, this.redisKey(key), String(this.opts.windowMs));
     } catch (err) {
       throw new MoatError('DEPENDENCY_UNAVAILABLE', `rate limiter unavailable: ${(err as Error).message}`, { cause: err });
     }
     const [count, ttl] = answer as [number, number];
-    return { allowed: count <= this.opts.limit, count, retryAfterMs: Math.max(0, ttl) };
+    return { allowed: count <= limit, count, retryAfterMs: Math.max(0, ttl) };
+  }
+
+  /** Whether `key` is already over the limit in the current window, without counting anything. */
+  async exceeded(key: string): Promise<boolean> {
+    let count: string | null;
+    try {
+      count = await this.redis.get(this.redisKey(key));
+    } catch (err) {
+      throw new MoatError('DEPENDENCY_UNAVAILABLE', `rate limiter unavailable: ${(err as Error).message}`, { cause: err });
+    }
+    return count !== null && Number(count) >= this.opts.limit;
+  }
+
+  private redisKey(key: string): string {
+    return `ratelimit:${this.opts.name}:${key}`;
   }
 }
