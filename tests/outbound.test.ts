@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { dkimVerify, type DNSResolver } from 'mailauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CustomerServer, createTestEnv, eventually, makeMessage, sendSmtp, StaticDnsZone, type TestEnv, type Transaction } from '@moat/testkit';
 import { startStack, type Stack } from './support/stack.js';
@@ -50,15 +51,24 @@ function splitPrepended(data: Buffer): { prepended: string[]; rest: Buffer } {
   return { prepended, rest: data.subarray(offset) };
 }
 
+/** The tenant's DKIM key's TXT record, as the receiving side's DNS publishes it. */
+let dkimRecord: { name: string; strings: string[] };
+const receiverDns = (async (name: string, type: string) => {
+  if (type === 'TXT' && dkimRecord && name === dkimRecord.name) return [dkimRecord.strings];
+  throw Object.assign(new Error(`${name} ${type} not found`), { code: 'ENOTFOUND' });
+}) as DNSResolver;
+
 /**
- * What an outbound message must look like on arrival, besides its body. DKIM signing (the filter,
- * issue "DKIM") is asserted here: today the tenant has no DKIM key, so the message must arrive
- * unsigned. To check signatures, create and activate a key for `acme.domain` in beforeAll
- * (POST /api/v1/domains/{id}/dkim-keys with activate: true), publish its dnsRecord in `dns`, and
- * verify `tx.data` with mailauth's dkimVerify here.
+ * What an outbound message must look like on arrival, besides its body: DKIM-signed by the
+ * tenant's active key for its domain, and the signature verifies at the receiving side (mailauth)
+ * over exactly what arrived.
  */
-function expectOutboundSigning(prepended: string[]): void {
-  expect(prepended.filter((h) => /^DKIM-Signature:/i.test(h))).toEqual([]);
+async function expectOutboundSigning(prepended: string[], data: Buffer): Promise<void> {
+  expect(prepended.filter((h) => /^DKIM-Signature:/i.test(h))).toHaveLength(1);
+  const verified = await dkimVerify(data, { resolver: receiverDns });
+  expect(verified.results).toHaveLength(1);
+  expect(verified.results[0]!.status.result).toBe('pass');
+  expect(verified.results[0]!.signingDomain).toBe(acme.domain);
 }
 
 async function waitFor(rcpt: string): Promise<Transaction> {
@@ -127,7 +137,11 @@ beforeAll(async () => {
   stack = await startStack(t.env);
   api = new ApiClient(`http://127.0.0.1:${stack.httpPort}`, t.env.MOAT_BOOTSTRAP_TOKEN!);
   const domain = `acme${uniq()}.example`;
-  const { tenantId } = await api.provision('Acme', [{ name: domain, routes: [{ host: '127.0.0.1', port: acmeServer.port, priority: 10 }] }]);
+  const { tenantId, domainIds } = await api.provision('Acme', [{ name: domain, routes: [{ host: '127.0.0.1', port: acmeServer.port, priority: 10 }] }]);
+  // The tenant's DKIM key, active at once; its TXT record goes to the receiver's DNS.
+  const key = await api.request('POST', `/api/v1/domains/${domainIds[0]}/dkim-keys`, { selector: 'moat1', activate: true });
+  expect(key.status).toBe(201);
+  dkimRecord = key.body.dnsRecord;
   const cred = await api.request('POST', `/api/v1/tenants/${tenantId}/smtp-credentials`, { username: `relay@${domain}` });
   expect(cred.status).toBe(201);
   acme = { tenantId, domain, username: cred.body.username, password: cred.body.password };
@@ -158,7 +172,7 @@ describe('outbound relay: submission port', () => {
     expect(prepended.find((h) => h.startsWith('Received: from client.test'))).toMatch(/with ESMTPSA id/);
     // Sender authentication results are for inbound mail; none leave with the tenant's own mail.
     expect(prepended.filter((h) => h.startsWith('Authentication-Results:'))).toEqual([]);
-    expectOutboundSigning(prepended);
+    await expectOutboundSigning(prepended, tx.data);
     const tracked = await trackedDelivered(messageIdOf(res.response));
     expect(tracked.direction).toBe('outbound');
     expect(tracked.recipients).toEqual([expect.objectContaining({ rcpt, status: 'delivered' })]);
