@@ -15,3 +15,5 @@ export * from './queue-control.js';
 export * from './retry-schedule.js';
 export * from './dkim-keys.js';
 export * from './sealed-box.js';
+export * from './quarantine.js';
+export * from './quarantine-preview.js';

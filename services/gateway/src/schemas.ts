@@ -140,7 +140,7 @@ export const SmtpReply = z
 export const TrackedRecipient = z
   .object({
     rcpt: z.string(),
-    status: z.enum(trackedStatuses).meta({ description: 'received → queued ⇄ deferred → one final fate: delivered, failed, bounced, quarantined, rejected or expired' }),
+    status: z.enum(trackedStatuses).meta({ description: 'received → queued ⇄ deferred → one final fate: delivered, failed, bounced, quarantined, rejected or expired; a quarantined message that is released shows released, then its delivery’s fate' }),
     // A union, not .nullable(): the generator drops `null` from a nullable $ref.
     lastReply: z.union([SmtpReply, z.null()]),
     updatedAt: timestamp,
