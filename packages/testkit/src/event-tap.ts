@@ -2,7 +2,7 @@ import amqp from 'amqplib';
 
 /** Events published on a test environment's exchange, as they arrive (parsed JSON envelopes). */
 export interface EventTap {
-  events: Array<{ routingKey: string; event: { id: string; type: string; payload: any } }>;
+  events: Array<{ routingKey: string; event: { id: string; type: string; occurredAt: string; payload: any } }>;
   close(): Promise<void>;
 }
 

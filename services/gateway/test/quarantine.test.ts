@@ -199,6 +199,8 @@ describe('quarantine API: release', () => {
     // Both publishes are one event: same id, same payload (the router delivers it once).
     expect(published.map((e) => e.event.id)).toEqual([releaseEventId(q.messageId), releaseEventId(q.messageId)]);
     expect(published[0]!.event.payload).toEqual(published[1]!.event.payload);
+    // Stamped with the release time, not the publish time: a late re-publish never moves tracking back.
+    expect(published.map((e) => e.event.occurredAt)).toEqual([r1.body.stateChangedAt, r1.body.stateChangedAt]);
     const p = published[0]!.event.payload;
     expect(p.verdict).toBe('deliver');
     expect(p.release).toEqual({ by: r1.body.stateChangedBy, at: r1.body.stateChangedAt });

@@ -82,8 +82,13 @@ export function quarantineRoutes(repos: GatewayRepositories, broker: Pick<Broker
     const t = await repos.quarantine.release(record.messageId, access.actor);
     const entry = settled(record.messageId, t, 'released');
     if (!entry.payload) throw conflict(`message ${record.messageId} has nothing left to release`);
-    const payload = releasedPayload(entry.payload, entry.stateChangedBy ?? access.actor, entry.stateChangedAt ?? new Date().toISOString());
-    await broker.publish(routingKeys.messageFiltered, broker.envelope('message.filtered', payload, releaseEventId(record.messageId)));
+    const at = entry.stateChangedAt ?? new Date().toISOString();
+    const payload = releasedPayload(entry.payload, entry.stateChangedBy ?? access.actor, at);
+    // The same envelope every time, its time included: tracking orders a recipient's statuses by
+    // event time, so a release re-published after the delivery (a late second click) must not
+    // carry a later time that would put `released` back over `delivered`.
+    const event = { ...broker.envelope('message.filtered', payload, releaseEventId(record.messageId)), occurredAt: at };
+    await broker.publish(routingKeys.messageFiltered, event);
     const alreadyDone = t!.outcome === 'unchanged';
     await repos.audit.record({ actor: access.actor, action: 'quarantine.release', target: record.messageId, detail: { tenantId: record.tenantId, category: record.category, alreadyDone } });
     return { entry, alreadyDone };
@@ -187,7 +192,11 @@ export function quarantineRoutes(repos: GatewayRepositories, broker: Pick<Broker
         const by = entry.stateChangedBy ?? access.actor;
         await broker.publish(
           routingKeys.messageEvent,
-          broker.envelope('message.event', { messageId: entry.messageId, tenantId: entry.tenantId, kind: 'failed', rcpt: entry.rcpts, detail: { reason: `deleted from quarantine by ${by}` } }, deletionEventId(entry.messageId)),
+          {
+            ...broker.envelope('message.event', { messageId: entry.messageId, tenantId: entry.tenantId, kind: 'failed', rcpt: entry.rcpts, detail: { reason: `deleted from quarantine by ${by}` } }, deletionEventId(entry.messageId)),
+            // The time of the deletion, however often this is re-published (see release above).
+            occurredAt: entry.stateChangedAt ?? new Date().toISOString(),
+          },
         );
         const alreadyDone = t!.outcome === 'unchanged';
         await repos.audit.record({ actor: access.actor, action: 'quarantine.delete', target: entry.messageId, detail: { tenantId: entry.tenantId, category: entry.category, alreadyDone } });
