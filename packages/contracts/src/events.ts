@@ -41,6 +41,22 @@ export const checkResult = z.object({
 });
 export type CheckResult = z.infer<typeof checkResult>;
 
+/**
+ * A quarantined message's safe preview (text only), sealed by the filter with the quarantine
+ * preview key (AES-256-GCM with a per-preview data key, the message id as additional data), so it
+ * can ride the broker and rest in the quarantine without being readable by anyone but the holders
+ * of that key (filter and gateway; never the master key). Binary fields are base64.
+ */
+export const sealedPreview = z.object({
+  keyId: z.string().min(1).max(32),
+  wrappedKey: z.string().max(200),
+  iv: z.string().max(64),
+  tag: z.string().max(64),
+  /** Bounded: a preview is a few KiB of text and a list of attachment names. */
+  ciphertext: z.string().max(96 * 1024),
+});
+export type SealedPreview = z.infer<typeof sealedPreview>;
+
 export const messageFilteredPayload = messageAcceptedPayload.extend({
   verdict,
   score: z.number(),
@@ -56,6 +72,15 @@ export const messageFilteredPayload = messageAcceptedPayload.extend({
     date: z.string().nullable(),
     messageIdHeader: z.string().nullable(),
   }),
+  /** Quarantined messages only: the sealed text preview the quarantine shows (absent: none was made). */
+  preview: sealedPreview.optional(),
+  /**
+   * Set when this event releases a quarantined message (published by the gateway, verdict
+   * `deliver`): who released it and when. Tracking shows the recipients `released`; the router
+   * delivers as usual (its delivery ids derive from the message id, so a second release of the
+   * same message delivers nothing twice).
+   */
+  release: z.object({ by: z.string().min(1).max(300), at: z.string().datetime({ offset: true }) }).optional(),
 });
 export type MessageFilteredPayload = z.infer<typeof messageFilteredPayload>;
 

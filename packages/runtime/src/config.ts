@@ -60,6 +60,27 @@ export const masterKeyShape = {
     ),
 };
 
+/**
+ * The quarantine preview key (filter and gateway only): seals the short text preview of a
+ * quarantined message so that the gateway can show it without holding the master key, which
+ * would open every stored message. Optional: without it no previews are made or shown.
+ */
+export const quarantinePreviewKeyShape = {
+  MOAT_QUARANTINE_PREVIEW_KEY: z
+    .string()
+    .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 bytes, base64-encoded (openssl rand -base64 32)')
+    .optional(),
+  MOAT_QUARANTINE_PREVIEW_KEY_ID: z.string().regex(/^[A-Za-z0-9_-]{1,32}$/).default('p1'),
+  /** Earlier preview keys, so previews sealed before a rotation still open: `id:base64,id:base64`. */
+  MOAT_PREVIOUS_QUARANTINE_PREVIEW_KEYS: z
+    .string()
+    .default('')
+    .refine(
+      (v) => v === '' || v.split(',').every((p) => /^[A-Za-z0-9_-]{1,32}:/.test(p) && Buffer.from(p.slice(p.indexOf(':') + 1), 'base64').length === 32),
+      'must be a comma-separated list of id:base64 (32-byte keys)',
+    ),
+};
+
 const secretNames = /KEY|TOKEN|PASSWORD|SECRET/;
 
 export function loadConfig<S extends z.ZodObject>(schema: S, env: Record<string, string | undefined> = process.env): z.infer<S> {
@@ -84,7 +105,7 @@ export function loadConfig<S extends z.ZodObject>(schema: S, env: Record<string,
 export function redactConfig(config: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(config)) {
-    if (secretNames.test(key) && key !== 'MOAT_MASTER_KEY_ID') out[key] = value === undefined || value === '' ? value : '<redacted>';
+    if (secretNames.test(key) && key !== 'MOAT_MASTER_KEY_ID' && key !== 'MOAT_QUARANTINE_PREVIEW_KEY_ID') out[key] = value === undefined || value === '' ? value : '<redacted>';
     else if (typeof value === 'string' && /^[a-z]+:\/\/[^@/]*:[^@/]*@/.test(value)) out[key] = value.replace(/:\/\/([^:@/]*):[^@/]*@/, '://$1:<redacted>@');
     else out[key] = value;
   }

@@ -17,3 +17,5 @@ export * from './dkim-keys.js';
 export * from './sealed-box.js';
 export * from './smtp-credentials.js';
 export * from './outbound-ips.js';
+export * from './quarantine.js';
+export * from './quarantine-preview.js';

@@ -57,6 +57,36 @@ function requested(id: string, s: number): AnyEvent {
   };
 }
 
+function filtered(id: string, s: number, verdict: 'deliver' | 'quarantine', release?: { by: string; at: string }): AnyEvent {
+  return {
+    v: 1,
+    id,
+    type: 'message.filtered',
+    occurredAt: at(s),
+    producer: release ? 'gateway' : 'filter',
+    payload: {
+      messageId,
+      tenantId,
+      direction: 'inbound',
+      store: { messageId, receivedAt: at(0) },
+      mailFrom: 'a@y.example',
+      rcptTo: ['bob@x.example'],
+      client: { ip: '127.0.0.1', helo: 'h', ptr: null, tls: null },
+      size: 10,
+      sha256: 'a'.repeat(64),
+      prependHeaders: '',
+      receivedAt: at(0),
+      verdict,
+      score: 0,
+      reasons: release ? ['virus: X', `released from quarantine by ${release.by}`] : ['virus: X'],
+      checks: [],
+      authResults: 'mx; none',
+      headers: { from: null, to: null, subject: 's', date: null, messageIdHeader: null },
+      ...(release ? { release } : {}),
+    },
+  };
+}
+
 describe('projectEvents', () => {
   it('when a final and a later in-flight update meet in one batch, then the final one wins whatever the order', () => {
     const delivered = result('00000000-0000-4000-8000-000000000001', 5, 'delivered', '250 ok');
@@ -74,6 +104,20 @@ describe('projectEvents', () => {
       const batch = projectEvents(order);
       expect(batch.recipients).toEqual([expect.objectContaining({ status: 'queued', at: at(9), reply: reply(451, '451 later') })]);
     }
+  });
+
+  it('when a quarantined message is released and then delivered, then it shows released, then delivered (never back to quarantined or queued)', () => {
+    const quarantine = filtered('00000000-0000-4000-8000-000000000001', 1, 'quarantine');
+    const release = filtered('00000000-0000-4000-8000-000000000002', 10, 'deliver', { by: 'admin/k1', at: at(10) });
+    const queued = requested('00000000-0000-4000-8000-000000000003', 11);
+    const delivered = result('00000000-0000-4000-8000-000000000004', 12, 'delivered', 'ok');
+    expect(projectEvents([quarantine]).recipients.map((r) => r.status)).toEqual(['quarantined']);
+    // Any arrival order gives the same end state.
+    expect(projectEvents([quarantine, release, queued]).recipients.map((r) => r.status)).toEqual(['released']);
+    expect(projectEvents([release, quarantine, delivered, queued]).recipients.map((r) => r.status)).toEqual(['delivered']);
+    const timeline = projectEvents([quarantine, release]).events;
+    expect(timeline.map((e) => e.type)).toEqual(['filtered', 'released']);
+    expect(timeline[1]!.detail).toMatchObject({ verdict: 'deliver', release: { by: 'admin/k1' } });
   });
 
   it('when the same event appears twice, then it yields one timeline row (the earliest copy)', () => {

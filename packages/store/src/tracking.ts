@@ -8,7 +8,7 @@ import { inTransaction, MoatError, type Pool, type PoolClient } from '@moat/runt
 // =============================================================================================
 
 /** Every status a recipient can show. */
-export const trackedStatuses = ['received', 'queued', 'deferred', 'delivered', 'failed', 'bounced', 'quarantined', 'rejected', 'expired'] as const;
+export const trackedStatuses = ['received', 'queued', 'deferred', 'delivered', 'failed', 'bounced', 'quarantined', 'released', 'rejected', 'expired'] as const;
 export type TrackedStatus = (typeof trackedStatuses)[number];
 
 /**
@@ -18,8 +18,10 @@ export type TrackedStatus = (typeof trackedStatuses)[number];
  * - 0 `received`: the message was accepted; anything else is news, whatever the clocks say.
  * - 1 `queued`, `deferred`: in flight; the later event wins (a retry re-queues a deferred one).
  * - 2 final fates (Promise 2: every recipient ends in exactly one visible fate): never replaced
- *   by an in-flight status; a later final fate wins (failed → bounced once the DSN is sent,
- *   quarantined → delivered once released).
+ *   by an in-flight status; a later final fate wins (failed → bounced once the DSN is sent).
+ *   `released` ranks with them so that it replaces `quarantined` (a release is a later event of
+ *   the same rank); the delivery's own final fate (delivered, bounced, expired) then replaces
+ *   `released`. Its retries in between show in the timeline, not in the status.
  */
 export const statusRank: Record<TrackedStatus, number> = {
   received: 0,
@@ -29,6 +31,7 @@ export const statusRank: Record<TrackedStatus, number> = {
   failed: 2,
   bounced: 2,
   quarantined: 2,
+  released: 2,
   rejected: 2,
   expired: 2,
 };
@@ -169,15 +172,24 @@ export function projectEvent(event: AnyEvent): Projection {
         receivedAt: p.receivedAt,
         at,
       };
-      const status: TrackedStatus | undefined = filtered ? statusByVerdict[filtered.verdict] : 'received';
+      // A release (the gateway re-publishes the filtered event with verdict deliver) moves the
+      // recipients from quarantined to released; a plain deliver verdict moves nothing.
+      const status: TrackedStatus | undefined = filtered ? (filtered.release ? 'released' : statusByVerdict[filtered.verdict]) : 'received';
       return {
         event: {
           ...base,
           messageId: p.messageId,
-          type: timelineTypes[event.type],
+          type: filtered?.release ? 'released' : timelineTypes[event.type],
           rcpts: p.rcptTo,
           detail: filtered
-            ? { verdict: filtered.verdict, score: filtered.score, authResults: filtered.authResults, checks: filtered.checks, reasons: filtered.reasons }
+            ? {
+                verdict: filtered.verdict,
+                score: filtered.score,
+                authResults: filtered.authResults,
+                checks: filtered.checks,
+                reasons: filtered.reasons,
+                ...(filtered.release ? { release: filtered.release } : {}),
+              }
             : { clientIp: p.client.ip, helo: p.client.helo, ptr: p.client.ptr, tls: p.client.tls, size: p.size, sha256: p.sha256 },
         },
         message,

@@ -33,6 +33,7 @@ export async function createTestEnv(extra: Record<string, string> = {}): Promise
     MOAT_DB_SCHEMA: id,
     MOAT_REDIS_PREFIX: `${id}:`,
     MOAT_MASTER_KEY: randomBytes(32).toString('base64'),
+    MOAT_QUARANTINE_PREVIEW_KEY: randomBytes(32).toString('base64'),
     MOAT_DNS_MODE: 'static',
     MOAT_LOG_LEVEL: process.env.MOAT_TEST_LOG_LEVEL ?? 'silent',
     MOAT_ADMIN_PORT: '-1',

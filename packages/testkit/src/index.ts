@@ -6,3 +6,4 @@ export * from './events.js';
 export * from './dns-zone.js';
 export * from './stack-env.js';
 export * from './clamd.js';
+export * from './event-tap.js';

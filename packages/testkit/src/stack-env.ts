@@ -27,6 +27,7 @@ export function isolatedStackEnv(o: StackEnvOptions): Record<string, string> {
     MOAT_REDIS_PREFIX: `${o.id}:`,
     MOAT_DATABASE_URL: o.databaseUrl,
     MOAT_MASTER_KEY: randomBytes(32).toString('base64'),
+    MOAT_QUARANTINE_PREVIEW_KEY: randomBytes(32).toString('base64'),
     MOAT_BOOTSTRAP_TOKEN: o.bootstrapToken,
     MOAT_DNS_MODE: 'static',
     MOAT_SMTP_PORT: String(o.smtpPort),

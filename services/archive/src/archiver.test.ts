@@ -3,10 +3,11 @@ import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import type { AnyEvent } from '@moat/contracts';
 import { PermanentFailure } from '@moat/runtime';
-import type { ArchiveEntryInput } from '@moat/store';
+import type { ArchiveEntryInput, QuarantineInput } from '@moat/store';
 import { Archiver } from './archiver.js';
 
 const log = pino({ level: 'silent' });
+const noQuarantine = { record: async () => true };
 
 function filteredEvent(): AnyEvent {
   const messageId = randomUUID();
@@ -31,8 +32,9 @@ function filteredEvent(): AnyEvent {
       receivedAt,
       verdict: 'quarantine',
       score: 7,
-      reasons: ['r'],
-      checks: [],
+      reasons: ['virus: Eicar-Test-Signature'],
+      checks: [{ check: 'virus', result: 'fail', reason: 'virus found: Eicar-Test-Signature' }],
+      preview: { keyId: 'p1', wrappedKey: 'd3JhcHBlZA==', iv: 'aXY=', tag: 'dGFn', ciphertext: 'c2VhbGVk' },
       authResults: 'mx; none',
       headers: { from: null, to: null, subject: 'S', date: null, messageIdHeader: null },
     },
@@ -42,7 +44,7 @@ function filteredEvent(): AnyEvent {
 describe('Archiver', () => {
   it('when a filtered event is handled, then its envelope, headers and verdict are recorded as they are', async () => {
     const recorded: ArchiveEntryInput[] = [];
-    const archiver = new Archiver({ archive: { record: async (e) => (recorded.push(e), true) }, log });
+    const archiver = new Archiver({ quarantine: noQuarantine, quarantineRetentionDays: 30, archive: { record: async (e) => (recorded.push(e), true) }, log });
     await archiver.handle(filteredEvent());
     expect(recorded).toEqual([
       expect.objectContaining({ direction: 'outbound', mailFrom: '', rcpts: ['x@remote.test', 'y@remote.test'], subject: 'S', fromHeader: null, verdict: 'quarantine', size: 5 }),
@@ -51,7 +53,7 @@ describe('Archiver', () => {
 
   it('when the entry already existed, then the redelivery completes without error and records the same entry', async () => {
     const recorded: ArchiveEntryInput[] = [];
-    const archiver = new Archiver({ archive: { record: async (e) => (recorded.push(e), recorded.length === 1) }, log });
+    const archiver = new Archiver({ quarantine: noQuarantine, quarantineRetentionDays: 30, archive: { record: async (e) => (recorded.push(e), recorded.length === 1) }, log });
     const event = filteredEvent();
     await archiver.handle(event);
     await archiver.handle(event);
@@ -59,14 +61,36 @@ describe('Archiver', () => {
     expect(recorded[1]).toEqual(recorded[0]);
   });
 
+  it('when the verdict is quarantine, then a quarantine row records category, reasons, recipients, retention, the payload without the preview, and the sealed preview', async () => {
+    const quarantined: QuarantineInput[] = [];
+    const archiver = new Archiver({ archive: { record: async () => true }, quarantine: { record: async (q) => (quarantined.push(q), true) }, quarantineRetentionDays: 14, log });
+    const event = filteredEvent();
+    await archiver.handle(event);
+    expect(quarantined).toHaveLength(1);
+    const q = quarantined[0]!;
+    expect(q).toMatchObject({ category: 'virus', reasons: ['virus: Eicar-Test-Signature'], rcpts: ['x@remote.test', 'y@remote.test'], retentionDays: 14, score: 7 });
+    expect(q.preview).toEqual(event.type === 'message.filtered' ? event.payload.preview : null);
+    expect(q.payload).not.toHaveProperty('preview');
+    expect(q.payload.verdict).toBe('quarantine');
+  });
+
+  it('when the verdict is deliver (a release included), then no quarantine row is written', async () => {
+    const quarantined: QuarantineInput[] = [];
+    const archiver = new Archiver({ archive: { record: async () => true }, quarantine: { record: async (q) => (quarantined.push(q), true) }, quarantineRetentionDays: 14, log });
+    const event = filteredEvent();
+    if (event.type !== 'message.filtered') throw new Error('unreachable');
+    await archiver.handle({ ...event, payload: { ...event.payload, verdict: 'deliver', release: { by: 'a', at: event.occurredAt } } });
+    expect(quarantined).toHaveLength(0);
+  });
+
   it('when the event is not message.filtered, then it fails permanently (parked)', async () => {
-    const archiver = new Archiver({ archive: { record: async () => true }, log });
+    const archiver = new Archiver({ quarantine: noQuarantine, quarantineRetentionDays: 30, archive: { record: async () => true }, log });
     const event = { ...filteredEvent(), type: 'message.accepted' } as AnyEvent;
     await expect(archiver.handle(event)).rejects.toBeInstanceOf(PermanentFailure);
   });
 
   it('when the database fails, then the error propagates for a retry', async () => {
-    const archiver = new Archiver({ archive: { record: async () => Promise.reject(new Error('connection terminated')) }, log });
+    const archiver = new Archiver({ quarantine: noQuarantine, quarantineRetentionDays: 30, archive: { record: async () => Promise.reject(new Error('connection terminated')) }, log });
     await expect(archiver.handle(filteredEvent())).rejects.toThrow('connection terminated');
   });
 });

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { queues } from '@moat/contracts';
-import { baseConfigShape, dnsConfigShape, envInt, masterKeyShape } from '@moat/runtime';
+import { baseConfigShape, dnsConfigShape, envInt, masterKeyShape, quarantinePreviewKeyShape } from '@moat/runtime';
 
 /** The four authentication checks run one after another (DKIM and SPF side by side), and all
  * must end inside the filter queue's handler timeout with room to spare, or a slow sender's DNS
@@ -11,6 +11,7 @@ const maxCheckTimeoutMs = Math.floor((queues.filter.handlerTimeoutMs - 10_000) /
 export const configSchema = z.object({
   ...baseConfigShape,
   ...masterKeyShape,
+  ...quarantinePreviewKeyShape,
   ...dnsConfigShape,
   /**
    * The authserv-id of the Authentication-Results header (RFC 8601 §2.5): the name downstream

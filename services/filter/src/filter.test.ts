@@ -1,7 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { AnyEvent } from '@moat/contracts';
+import type { AnyEvent, MessageFilteredPayload } from '@moat/contracts';
+import { openPreview, previewKeyringFromConfig, type Keyring } from '@moat/store';
 import { MoatError, PermanentFailure, staticResolver } from '@moat/runtime';
 import type { ClamdVerdict } from './clamd.js';
 import { ClamdUnavailable } from './clamd.js';
@@ -35,14 +36,14 @@ function acceptedEvent(): AnyEvent {
   };
 }
 
-function filterWith(get: () => Promise<Buffer>, publish: (key: string, event: AnyEvent) => Promise<void> = async () => {}, virus: { scan?: (raw: Buffer) => Promise<ClamdVerdict>; policy?: 'retry' | 'deliver' } = {}) {
+function filterWith(get: () => Promise<Buffer>, publish: (key: string, event: AnyEvent) => Promise<void> = async () => {}, virus: { scan?: (raw: Buffer) => Promise<ClamdVerdict>; policy?: 'retry' | 'deliver'; previewKeyring?: Keyring } = {}) {
   const broker = {
     envelope: (type: string, payload: unknown, id = randomUUID()) => ({ v: 1, id, type, occurredAt: new Date().toISOString(), producer: 'filter', payload }) as AnyEvent,
     publish,
   };
   // Inbound mail is never signed: a signer that throws proves it is not asked.
   const signer = { sign: async () => Promise.reject(new Error('inbound mail must not be signed')) };
-  return new MessageFilter({ store: { get }, broker, resolver: staticResolver({}), authservId: 'mx.moat.test', checkTimeoutMs: 1_000, signer, scanViruses: virus.scan ?? null, scannerUnavailable: virus.policy ?? 'retry', log });
+  return new MessageFilter({ store: { get }, broker, resolver: staticResolver({}), authservId: 'mx.moat.test', checkTimeoutMs: 1_000, signer, scanViruses: virus.scan ?? null, scannerUnavailable: virus.policy ?? 'retry', previewKeyring: virus.previewKeyring ?? null, log });
 }
 
 describe('MessageFilter', () => {
@@ -88,6 +89,23 @@ describe('MessageFilter', () => {
     expect(p.verdict).toBe('quarantine');
     expect(p.reasons).toContain('virus: Eicar-Test');
     expect(p.checks).toContainEqual({ check: 'virus', result: 'fail', reason: 'virus found: Eicar-Test' });
+  });
+
+  it('when a message is quarantined and a preview key is set, then the event carries its text preview, sealed; a delivered one carries none', async () => {
+    const previewKeyring = previewKeyringFromConfig({ MOAT_QUARANTINE_PREVIEW_KEY: randomBytes(32).toString('base64'), MOAT_QUARANTINE_PREVIEW_KEY_ID: 'p1', MOAT_PREVIOUS_QUARANTINE_PREVIEW_KEYS: '' })!;
+    const published: AnyEvent[] = [];
+    const body = Buffer.from('From: <a@example.test>\r\nSubject: hi\r\nContent-Type: text/html\r\n\r\n<p>Pay <b>now</b> <img src="http://track.example/x.gif"></p><script>alert(1)</script>\r\n');
+    const infected = filterWith(async () => body, async (_k, e) => void published.push(e), { scan: async () => ({ infected: true, signature: 'Eicar-Test' }), previewKeyring });
+    const event = acceptedEvent();
+    await infected.handle(event);
+    const p = published[0]!.payload as MessageFilteredPayload;
+    expect(p.preview).toBeDefined();
+    expect(JSON.stringify(p)).not.toContain('Pay');
+    const preview = openPreview(previewKeyring, p.messageId, p.preview!);
+    expect(preview).toMatchObject({ text: 'Pay now', source: 'html', truncated: false });
+    const clean = filterWith(async () => body, async (_k, e) => void published.push(e), { scan: async () => ({ infected: false }), previewKeyring });
+    await clean.handle(acceptedEvent());
+    expect((published[1]!.payload as MessageFilteredPayload).preview).toBeUndefined();
   });
 
   it('when the scanner is unavailable and the policy is retry, then nothing is published and the error is transient', async () => {

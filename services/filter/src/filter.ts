@@ -1,11 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import { routingKeys, type AnyEvent, type EventOf, type MessageFilteredPayload, type Verdict } from '@moat/contracts';
 import { MoatError, PermanentFailure, uuidFrom, type Broker, type DnsResolve, type Logger } from '@moat/runtime';
-import type { MessageStore } from '@moat/store';
+import { sealPreview, type Keyring, type MessageStore } from '@moat/store';
 import { authenticateMessage, type AuthOutcome } from './auth-checks.js';
 import type { OutboundSigner } from './dkim-signing.js';
 import { extractHeaders, type MessageHeaders } from './headers.js';
 import { composePrependHeaders } from './prepend.js';
+import { buildPreview } from './quarantine-preview.js';
 import { checkForViruses, type ScannerUnavailablePolicy } from './virus-check.js';
 import type { ClamdVerdict } from './clamd.js';
 
@@ -23,6 +24,8 @@ export interface FilterDependencies {
   scannerUnavailable?: ScannerUnavailablePolicy;
   /** How long one handling waits for an unavailable scanner (retrying) before giving up on it. */
   scannerRetryMs?: number;
+  /** Seals the text preview of quarantined messages (MOAT_QUARANTINE_PREVIEW_KEY); null: no previews. */
+  previewKeyring?: Keyring | null;
   log: Logger;
 }
 
@@ -121,8 +124,10 @@ export class MessageFilter {
       reasons.push(outcome.reason);
       this.deps.log.info({ messageId: accepted.messageId, signed: outcome.signed, reason: outcome.reason }, outcome.signed ? 'outbound message DKIM-signed' : 'outbound message not DKIM-signed');
     }
+    const preview = verdict === 'quarantine' ? await this.sealedPreview(raw, accepted.messageId) : null;
     return {
       ...accepted,
+      ...(preview ? { preview } : {}),
       verdict,
       score: 0,
       reasons,
@@ -131,6 +136,21 @@ export class MessageFilter {
       headers,
       prependHeaders,
     };
+  }
+
+  /**
+   * The sealed text preview of a quarantined message, or null. Best effort: a message the MIME
+   * parser refuses is still quarantined, without a preview (the quarantine says so).
+   */
+  private async sealedPreview(raw: Buffer, messageId: string): Promise<MessageFilteredPayload['preview'] | null> {
+    const keyring = this.deps.previewKeyring;
+    if (!keyring) return null;
+    try {
+      return sealPreview(keyring, messageId, await buildPreview(raw));
+    } catch (err) {
+      this.deps.log.warn({ messageId, err: (err as Error).message }, 'no quarantine preview: the message could not be parsed');
+      return null;
+    }
   }
 
   private async readBody(event: EventOf<'message.accepted'>): Promise<Buffer> {

@@ -1,6 +1,6 @@
 import { queues } from '@moat/contracts';
 import { connectDependencies, createResolver, type Logger, type RunningService } from '@moat/runtime';
-import { DkimSigningKeys, keyringFromConfig, MessageStore } from '@moat/store';
+import { DkimSigningKeys, keyringFromConfig, MessageStore, previewKeyringFromConfig } from '@moat/store';
 import type { Config } from './config.js';
 import { createBatchedBodyReader } from './body-reader.js';
 import { OutboundSigner } from './dkim-signing.js';
@@ -21,6 +21,8 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
     timeoutMs: config.MOAT_DNS_TIMEOUT_MS,
   });
   const keyring = keyringFromConfig(config);
+  const previewKeyring = previewKeyringFromConfig(config);
+  if (!previewKeyring) log.warn('MOAT_QUARANTINE_PREVIEW_KEY is not set: quarantined messages get no preview');
   const deps = await connectDependencies('filter', config, log);
   // Reads only are batched (one SELECT for the messages in flight); checks and publishing stay per
   // message. Two reads at once so a slow batch does not hold the next one back.
@@ -36,6 +38,7 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
     scanViruses: clamdAt(config.MOAT_CLAMD_ADDRESS, config.MOAT_CLAMD_TIMEOUT_MS),
     scannerUnavailable: config.MOAT_FILTER_SCANNER_UNAVAILABLE,
     scannerRetryMs: config.MOAT_CLAMD_RETRY_MS,
+    previewKeyring,
     log,
   });
   try {

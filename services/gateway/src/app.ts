@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import helmet from 'helmet';
 import type { Broker, HealthServer, Logger } from '@moat/runtime';
+import type { Keyring } from '@moat/store';
 import { authenticate } from './access.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { notFound, problemHandler } from './problem.js';
@@ -20,6 +21,7 @@ import { queueRoutes } from './routes/queue.js';
 import { parkedRoutes } from './routes/parked.js';
 import { partnerRoutes } from './routes/partners.js';
 import { poolRoutes } from './routes/pools.js';
+import { quarantineRoutes } from './routes/quarantine.js';
 import { subnetCheckRoutes } from './routes/subnet-checks.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { z } from 'zod';
@@ -31,13 +33,15 @@ export interface AppDeps {
   /** Starts subnet checks (publishes their probe requests, rate-limited per tenant). */
   subnetChecks: Pick<SubnetCheckStarter, 'start'>;
   health: Pick<HealthServer, 'handle'>;
+  /** Opens quarantine previews (MOAT_QUARANTINE_PREVIEW_KEY); null or absent: previews are not shown. */
+  previewKeyring?: Keyring | null;
   log: Logger;
   /** Largest JSON body accepted (default 100 KiB). */
   bodyLimitBytes?: number;
 }
 
 /** Every /api/v1 route, in the order the OpenAPI document lists them. */
-export function apiRoutes(deps: Pick<AppDeps, 'repos' | 'broker' | 'subnetChecks'>): RouteDef[] {
+export function apiRoutes(deps: Pick<AppDeps, 'repos' | 'broker' | 'subnetChecks' | 'previewKeyring'>): RouteDef[] {
   const routes: RouteDef[] = [
     ...tenantRoutes(deps.repos),
     ...domainRoutes(deps.repos),
@@ -47,6 +51,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'repos' | 'broker' | 'subnetChecks
     ...partnerRoutes(deps.repos),
     ...messageRoutes(deps.repos),
     ...archiveRoutes(deps.repos),
+    ...quarantineRoutes(deps.repos, deps.broker, deps.previewKeyring ?? null),
     ...parkedRoutes(deps.repos, deps.broker),
     ...poolRoutes(deps.repos),
     ...subnetCheckRoutes(deps.repos, deps.subnetChecks),

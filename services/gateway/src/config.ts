@@ -1,8 +1,10 @@
 import { z } from 'zod';
-import { baseConfigShape, envInt } from '@moat/runtime';
+import { baseConfigShape, envInt, quarantinePreviewKeyShape } from '@moat/runtime';
 
 export const configSchema = z.object({
   ...baseConfigShape,
+  // The quarantine preview key only: never the master key, which would open every stored message.
+  ...quarantinePreviewKeyShape,
   MOAT_HTTP_HOST: z.string().default('0.0.0.0'),
   /** The partner API and the web UI; 0 picks a free port (tests). */
   MOAT_HTTP_PORT: envInt(0, 65535).default(8080),

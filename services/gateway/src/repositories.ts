@@ -1,6 +1,6 @@
 import type { Pool } from '@moat/runtime';
 import type { RetrySchedule } from '@moat/store';
-import { ApiKeyRepository, ArchiveRepository, AuditLog, DkimKeyRepository, OutboundIpRepository, ParkedRepository, PoolRepository, QueueControlRepository, SmtpCredentialRepository, SubnetCheckRepository, TenantRepository, TrackingRepository } from '@moat/store';
+import { ApiKeyRepository, ArchiveRepository, AuditLog, DkimKeyRepository, OutboundIpRepository, ParkedRepository, PoolRepository, QuarantineRepository, QueueControlRepository, SmtpCredentialRepository, SubnetCheckRepository, TenantRepository, TrackingRepository } from '@moat/store';
 import { MailboxRepository } from './data/mailboxes.js';
 import { PartnerRepository } from './data/partners.js';
 
@@ -14,6 +14,7 @@ export interface GatewayRepositories {
   tracking: TrackingRepository;
   parked: ParkedRepository;
   archive: ArchiveRepository;
+  quarantine: QuarantineRepository;
   pools: PoolRepository;
   subnetChecks: SubnetCheckRepository;
   queue: QueueControlRepository;
@@ -33,6 +34,7 @@ export function createRepositories(pool: Pool, schedule?: RetrySchedule): Gatewa
     tracking: new TrackingRepository(pool),
     parked: new ParkedRepository(pool),
     archive: new ArchiveRepository(pool),
+    quarantine: new QuarantineRepository(pool),
     pools: new PoolRepository(pool),
     subnetChecks: new SubnetCheckRepository(pool),
     queue: new QueueControlRepository(pool, schedule),

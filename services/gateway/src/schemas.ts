@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { CidrError, dkimAlgorithms, dkimKeyStates, findOverlap, isDkimSelector, normalizeCidr, parseCidr, poolStates, subnetProbeStatuses, subnetProbeSteps, trackedStatuses } from '@moat/store';
+import { CidrError, dkimAlgorithms, dkimKeyStates, findOverlap, isDkimSelector, normalizeCidr, parseCidr, poolStates, quarantineCategories, quarantineStates, subnetProbeStatuses, subnetProbeSteps, trackedStatuses } from '@moat/store';
 import { apiScopes } from './access.js';
 
 // Request and response schemas of the partner API. Requests are validated with them; the
@@ -140,7 +140,7 @@ export const SmtpReply = z
 export const TrackedRecipient = z
   .object({
     rcpt: z.string(),
-    status: z.enum(trackedStatuses).meta({ description: 'received → queued ⇄ deferred → one final fate: delivered, failed, bounced, quarantined, rejected or expired' }),
+    status: z.enum(trackedStatuses).meta({ description: 'received → queued ⇄ deferred → one final fate: delivered, failed, bounced, quarantined, rejected or expired; a quarantined message that is released shows released, then its delivery’s fate' }),
     // A union, not .nullable(): the generator drops `null` from a nullable $ref.
     lastReply: z.union([SmtpReply, z.null()]),
     updatedAt: timestamp,
@@ -223,6 +223,76 @@ export const ArchiveQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(maxArchivePage).default(50),
   before: z.string().max(200).optional().meta({ description: 'The `next` value of the previous page' }),
 });
+
+// --- quarantine ------------------------------------------------------------------------------
+
+export const maxQuarantinePage = 200;
+
+export const QuarantineItem = z
+  .object({
+    messageId: id,
+    tenantId: id,
+    receivedAt: timestamp,
+    quarantinedAt: timestamp,
+    expiresAt: timestamp.meta({ description: 'When retention expires it (MOAT_QUARANTINE_RETENTION_DAYS after quarantine) unless released or deleted first' }),
+    direction: z.enum(['inbound', 'outbound']),
+    mailFrom: z.string().meta({ description: 'The envelope sender; empty for bounces' }),
+    rcpts: z.array(z.string()).meta({ description: 'The envelope recipients (the mailboxes whose quarantine it is in)' }),
+    from: z.string().nullable().meta({ description: 'The From header' }),
+    to: z.string().nullable().meta({ description: 'The To header' }),
+    subject: z.string().nullable(),
+    size: z.number().int(),
+    category: z.enum(quarantineCategories).meta({ description: 'virus and spoofing are released only with the scope quarantine:release-dangerous' }),
+    reasons: z.array(z.string()).meta({ description: 'Why the filter quarantined it, e.g. `virus: Eicar-Test-Signature`' }),
+    score: z.number(),
+    state: z.enum(quarantineStates),
+    stateChangedAt: timestamp.nullable(),
+    stateChangedBy: z.string().nullable().meta({ description: 'Who released or deleted it (the API key), or `retention`' }),
+    hasPreview: z.boolean(),
+  })
+  .meta({ id: 'QuarantineItem' });
+
+export const QuarantineList = z
+  .object({ items: z.array(QuarantineItem), next: z.string().nullable().meta({ description: 'Pass as `before` for the next (older) page; null on the last page' }) })
+  .meta({ id: 'QuarantineList' });
+
+export const QuarantineQuery = z.strictObject({
+  rcpt: z.string().trim().min(1).max(320).optional().meta({ description: "Only this mailbox's quarantine (a recipient address, case-insensitive)" }),
+  category: z.enum(quarantineCategories).optional(),
+  state: z.enum(quarantineStates).default('quarantined').meta({ description: 'Default: quarantined (waiting for a decision)' }),
+  q: z.string().trim().max(500).optional().meta({ description: 'Words that must all occur (case-insensitive) in the subject, From or To header, envelope sender, a recipient or a reason' }),
+  since: timestamp.optional().meta({ description: 'Only messages quarantined at or after (RFC 3339)' }),
+  limit: z.coerce.number().int().min(1).max(maxQuarantinePage).default(50),
+  before: z.string().max(200).optional().meta({ description: 'The `next` value of the previous page' }),
+});
+
+export const QuarantinePreview = z
+  .object({
+    text: z.string().meta({ description: 'Plain text only (the text part, or the HTML part reduced to text: no markup, no remote content), at most 4096 characters' }),
+    truncated: z.boolean(),
+    source: z.enum(['text', 'html', 'none']).meta({ description: 'Where the text came from' }),
+    attachments: z.array(z.object({ filename: z.string().nullable(), mimeType: z.string(), size: z.number().int() })).meta({ description: 'Attachments by name, type and size; their content is never shown' }),
+  })
+  .meta({ id: 'QuarantinePreview' });
+
+export const QuarantineDetail = QuarantineItem.extend({
+  preview: QuarantinePreview.nullable(),
+  previewUnavailable: z.string().nullable().meta({ description: 'Why there is no preview, when there is none' }),
+}).meta({ id: 'QuarantineDetail' });
+
+export const QuarantineAction = QuarantineItem.extend({
+  alreadyDone: z.boolean().meta({ description: 'The message was already in this state (a repeated request): nothing changed, and for a release nothing is delivered twice' }),
+}).meta({ id: 'QuarantineAction' });
+
+export const NotSpamRequest = z
+  .strictObject({
+    release: z.boolean().default(true).meta({ description: 'Also release the message (default true); false records the feedback only' }),
+  })
+  .meta({ id: 'NotSpamRequest' });
+
+export const NotSpamResult = QuarantineAction.extend({
+  feedbackRecorded: z.boolean().meta({ description: 'false when this message had already been marked not-spam' }),
+}).meta({ id: 'NotSpamResult' });
 
 // --- parked events ---------------------------------------------------------------------------
 

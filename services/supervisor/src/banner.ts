@@ -51,7 +51,7 @@ export function describeToken(token: ResolvedSecret, showPath: (path: string) =>
 }
 
 /** Lines about where the secrets came from, printed at start-up. */
-export function secretsNotice(secrets: ResolvedSecrets, showPath: (path: string) => string): string[] {
+export function secretsNotice(secrets: Pick<ResolvedSecrets, 'masterKey' | 'bootstrapToken'>, showPath: (path: string) => string): string[] {
   const lines: string[] = [];
   const key = secrets.masterKey;
   if (key.source === 'generated') {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseConfigShape, envInt, envList, masterKeyShape } from '@moat/runtime';
+import { baseConfigShape, envInt, envList, masterKeyShape, quarantinePreviewKeyShape } from '@moat/runtime';
 import { parseSenders, SendersSyntaxError } from './senders.js';
 
 /** The services the supervisor runs, in the order their admin ports are assigned. */
@@ -27,6 +27,8 @@ export const configSchema = z.object({
   MOAT_ENV: z.enum(['development', 'test', 'production']).default('development'),
   /** Secrets: taken from the environment; outside production, generated once into MOAT_STATE_DIR. */
   MOAT_MASTER_KEY: masterKeyShape.MOAT_MASTER_KEY.optional(),
+  /** Quarantine previews (filter seals, gateway opens); outside production generated like the master key. */
+  MOAT_QUARANTINE_PREVIEW_KEY: quarantinePreviewKeyShape.MOAT_QUARANTINE_PREVIEW_KEY,
   // Same rule as the gateway's, so a token the supervisor accepts is one the gateway accepts.
   MOAT_BOOTSTRAP_TOKEN: z.string().min(24, 'must be at least 24 characters (openssl rand -hex 24)').optional(),
   /** Where dev secrets live (default: `.moat/` at the repository root; gitignored). */

@@ -24,6 +24,10 @@ describe('resolveSecrets', () => {
     expect(statSync(join(stateDir, 'master.key')).mode & 0o777).toBe(0o600);
     expect(statSync(join(stateDir, 'bootstrap-token')).mode & 0o777).toBe(0o600);
     expect(statSync(stateDir).mode & 0o777).toBe(0o700);
+    // The quarantine preview key too, distinct from the master key.
+    expect(s.previewKey).toMatchObject({ source: 'generated', file: join(stateDir, 'quarantine-preview.key') });
+    expect(isValidMasterKey(s.previewKey!.value)).toBe(true);
+    expect(s.previewKey!.value).not.toBe(s.masterKey.value);
   });
 
   it('when started again, then the same secrets are reused (stored messages stay readable)', () => {
@@ -39,6 +43,7 @@ describe('resolveSecrets', () => {
     const s = resolveSecrets({ production: false, stateDir, masterKey: key, bootstrapToken: token });
     expect(s.masterKey).toEqual({ value: key, source: 'environment', file: null });
     expect(s.bootstrapToken).toEqual({ value: token, source: 'environment', file: null });
+    expect(s.previewKey).toBeNull();
     expect(() => statSync(stateDir)).toThrow();
   });
 

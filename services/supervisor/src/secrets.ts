@@ -15,6 +15,8 @@ export interface ResolvedSecret {
 export interface ResolvedSecrets {
   masterKey: ResolvedSecret;
   bootstrapToken: ResolvedSecret;
+  /** The quarantine preview key (filter and gateway); null in production when not given (no previews). */
+  previewKey: ResolvedSecret | null;
 }
 
 export interface SecretsInput {
@@ -22,10 +24,12 @@ export interface SecretsInput {
   stateDir: string;
   masterKey: string | undefined;
   bootstrapToken: string | undefined;
+  previewKey?: string | undefined;
 }
 
 export const masterKeyFileName = 'master.key';
 export const bootstrapTokenFileName = 'bootstrap-token';
+export const previewKeyFileName = 'quarantine-preview.key';
 
 /**
  * The two secrets every stack needs: the master key (wraps every stored message's data key)
@@ -49,6 +53,13 @@ export function resolveSecrets(input: SecretsInput): ResolvedSecrets {
   return {
     masterKey: resolveOne(input.masterKey, join(input.stateDir, masterKeyFileName), input.stateDir, generateMasterKey, isValidMasterKey, 'MOAT_MASTER_KEY'),
     bootstrapToken: resolveOne(input.bootstrapToken, join(input.stateDir, bootstrapTokenFileName), input.stateDir, generateBootstrapToken, isValidBootstrapToken, 'MOAT_BOOTSTRAP_TOKEN'),
+    // Optional (previews are a convenience, not a promise): taken from the environment when set;
+    // generated only for a dev stack whose master key lives in the state directory too, so that
+    // previews work out of the box there and a managed deployment gets no file it did not ask for.
+    previewKey:
+      input.previewKey === undefined && (input.production || input.masterKey !== undefined)
+        ? null
+        : resolveOne(input.previewKey, join(input.stateDir, previewKeyFileName), input.stateDir, generateMasterKey, isValidMasterKey, 'MOAT_QUARANTINE_PREVIEW_KEY'),
   };
 }
 

@@ -68,6 +68,7 @@ export async function startSupervisor(config: Config, io: SupervisorIo): Promise
     stateDir,
     masterKey: config.MOAT_MASTER_KEY,
     bootstrapToken: config.MOAT_BOOTSTRAP_TOKEN,
+    previewKey: config.MOAT_QUARANTINE_PREVIEW_KEY,
   });
   const plan = planProcesses({
     services: config.MOAT_SERVICES,
@@ -77,7 +78,11 @@ export async function startSupervisor(config: Config, io: SupervisorIo): Promise
     nodePath: io.nodePath,
     nodeArgs: config.MOAT_NODE_ARGS.split(/\s+/).filter(Boolean),
     env: io.env,
-    shared: { MOAT_MASTER_KEY: secrets.masterKey.value, MOAT_BOOTSTRAP_TOKEN: secrets.bootstrapToken.value },
+    shared: {
+      MOAT_MASTER_KEY: secrets.masterKey.value,
+      MOAT_BOOTSTRAP_TOKEN: secrets.bootstrapToken.value,
+      ...(secrets.previewKey ? { MOAT_QUARANTINE_PREVIEW_KEY: secrets.previewKey.value } : {}),
+    },
   });
 
   const names = ['supervisor', ...plan.map((p) => p.name)];

@@ -125,6 +125,9 @@ describe('docker-compose.yml', () => {
     expect(compose.services.gateway?.environment?.MOAT_BOOTSTRAP_TOKEN).toMatch(/^\$\{MOAT_BOOTSTRAP_TOKEN:\?/);
     // Least privilege: services that never decrypt a message do not get the master key.
     for (const name of ['tracker', 'gateway']) expect(compose.services[name]?.environment?.MOAT_MASTER_KEY).toBeUndefined();
+    // Quarantine previews: sealed by the filter, opened by the gateway (optional), nobody else.
+    for (const name of ['filter', 'gateway']) expect(compose.services[name]?.environment?.MOAT_QUARANTINE_PREVIEW_KEY).toBe('${MOAT_QUARANTINE_PREVIEW_KEY:-}');
+    for (const name of ['ingress', 'archive', 'router', 'tracker', 'sender-default']) expect(compose.services[name]?.environment?.MOAT_QUARANTINE_PREVIEW_KEY).toBeUndefined();
     const example = readFileSync(join(repoRoot, 'deploy', '.env.example'), 'utf8');
     const variables = [...composeText.matchAll(/\$\{([A-Z0-9_]+)[:?}-]/g)].map((m) => m[1]!);
     for (const variable of new Set(variables)) expect(example, variable).toMatch(new RegExp(`^#? ?${variable}=`, 'm'));

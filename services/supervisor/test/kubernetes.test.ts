@@ -212,6 +212,9 @@ describe('deploy/kubernetes', () => {
     for (const name of ['ingress', 'filter', 'sender', 'router']) expect(secretKeys(name), name).toContain('MOAT_MASTER_KEY');
     for (const name of ['archive', 'tracker', 'gateway', 'migrate']) expect(secretKeys(name), name).not.toContain('MOAT_MASTER_KEY');
     expect(secretKeys('gateway')).toContain('MOAT_BOOTSTRAP_TOKEN');
+    // Quarantine previews: sealed by the filter, opened by the gateway, nobody else.
+    for (const name of ['filter', 'gateway']) expect(secretKeys(name), name).toContain('MOAT_QUARANTINE_PREVIEW_KEY');
+    for (const name of ['ingress', 'archive', 'router', 'sender', 'tracker', 'migrate']) expect(secretKeys(name), name).not.toContain('MOAT_QUARANTINE_PREVIEW_KEY');
   });
 
   it('when senders are deployed, then each is one pod pinned to the node owning its source address, with its pool and a distinct admin port', () => {
