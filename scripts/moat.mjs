@@ -6,6 +6,8 @@
 //                                               then one closing "N passed, N failed" line
 //   npm run bench → node scripts/moat.mjs bench
 //   npm run test:chaos → node scripts/moat.mjs chaos   kills and outages under load; 0 lost or exit 1
+//   npm run filter:train → node scripts/moat.mjs filter:train   rebuild the default spam model
+//   npm run filter:eval  → node scripts/moat.mjs filter:eval    spam accuracy on .eml directories
 //
 // No dependencies: it runs before anything is installed. pnpm comes from the command itself
 // (the pinned version through npx) unless that exact version is already on the PATH.
@@ -200,12 +202,23 @@ async function mimeFuzz(args, flags) {
   return run(process.execPath, ['--import', 'tsx', join(root, 'tests', 'chaos', 'mime-fuzz.ts'), ...args]);
 }
 
+/** The spam classifier's train and eval commands (services/filter/src/spam/*-cli.ts), run from the build. */
+function filterCommand(script) {
+  return async (args, flags) => {
+    const prepared = await prepare(flags);
+    if (prepared !== 0) return prepared;
+    return run(process.execPath, [join(root, 'services', 'filter', 'dist', 'spam', script), ...args]);
+  };
+}
+
 const commands = {
   start,
   test,
   bench,
   chaos,
   'mime-fuzz': mimeFuzz,
+  'filter:train': filterCommand('train-cli.js'),
+  'filter:eval': filterCommand('eval-cli.js'),
   install: async () => install(),
   build: async () => build(),
 };

@@ -2,13 +2,18 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { queues } from '@moat/contracts';
 import { baseConfigShape, dnsConfigShape, envInt, masterKeyShape, quarantinePreviewKeyShape } from '@moat/runtime';
+import { defaultSpamThresholds } from './spam/classify.js';
+import { defaultModelPath } from './spam/model.js';
 
 /** The four authentication checks run one after another (DKIM and SPF side by side), and all
  * must end inside the filter queue's handler timeout with room to spare, or a slow sender's DNS
  * would turn into endless redeliveries instead of a temperror result. */
 const maxCheckTimeoutMs = Math.floor((queues.filter.handlerTimeoutMs - 10_000) / 4);
 
-export const configSchema = z.object({
+const spamScore = z.coerce.number().finite().min(0).max(1000);
+
+export const configSchema = z
+  .object({
   ...baseConfigShape,
   ...masterKeyShape,
   ...quarantinePreviewKeyShape,
@@ -46,6 +51,16 @@ export const configSchema = z.object({
    * the queue's delivery limit, then parks it: visible and replayable).
    */
   MOAT_CLAMD_RETRY_MS: envInt(0, maxCheckTimeoutMs).default(10_000),
-});
+  /** The spam model (`npm run filter:train -- --out FILE`); the shipped default otherwise. */
+  MOAT_FILTER_SPAM_MODEL_FILE: z.string().min(1).default(defaultModelPath),
+  /** Spam score (10 × Bayes probability + rule weights) at or above which a message is quarantined. */
+  MOAT_FILTER_SPAM_QUARANTINE_SCORE: spamScore.default(defaultSpamThresholds.quarantine),
+  /** Spam score at or above which a delivered message is tagged `unsure`. */
+  MOAT_FILTER_SPAM_UNSURE_SCORE: spamScore.default(defaultSpamThresholds.unsure),
+  })
+  .refine((c) => c.MOAT_FILTER_SPAM_UNSURE_SCORE <= c.MOAT_FILTER_SPAM_QUARANTINE_SCORE, {
+    message: 'must not be above MOAT_FILTER_SPAM_QUARANTINE_SCORE',
+    path: ['MOAT_FILTER_SPAM_UNSURE_SCORE'],
+  });
 
 export type Config = z.infer<typeof configSchema>;

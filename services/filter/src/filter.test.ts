@@ -7,8 +7,12 @@ import { MoatError, PermanentFailure, staticResolver } from '@moat/runtime';
 import type { ClamdVerdict } from './clamd.js';
 import { ClamdUnavailable } from './clamd.js';
 import { filteredEventId, MessageFilter, ScannerUnavailable } from './filter.js';
+import { defaultSpamThresholds } from './spam/classify.js';
+import { loadModel } from './spam/model.js';
+import { SpamCheck } from './spam/spam-check.js';
 
 const log = pino({ level: 'silent' });
+const spam = new SpamCheck(loadModel(), defaultSpamThresholds);
 const raw = Buffer.from('From: <a@example.test>\r\nSubject: hi\r\n\r\nbody\r\n');
 
 function acceptedEvent(): AnyEvent {
@@ -43,7 +47,7 @@ function filterWith(get: () => Promise<Buffer>, publish: (key: string, event: An
   };
   // Inbound mail is never signed: a signer that throws proves it is not asked.
   const signer = { sign: async () => Promise.reject(new Error('inbound mail must not be signed')) };
-  return new MessageFilter({ store: { get }, broker, resolver: staticResolver({}), authservId: 'mx.moat.test', checkTimeoutMs: 1_000, signer, scanViruses: virus.scan ?? null, scannerUnavailable: virus.policy ?? 'retry', previewKeyring: virus.previewKeyring ?? null, log });
+  return new MessageFilter({ store: { get }, broker, resolver: staticResolver({}), authservId: 'mx.moat.test', checkTimeoutMs: 1_000, signer, scanViruses: virus.scan ?? null, scannerUnavailable: virus.policy ?? 'retry', previewKeyring: virus.previewKeyring ?? null, spam, log });
 }
 
 describe('MessageFilter', () => {

@@ -7,6 +7,7 @@ import type { OutboundSigner } from './dkim-signing.js';
 import { extractHeaders, type MessageHeaders } from './headers.js';
 import { composePrependHeaders } from './prepend.js';
 import { buildPreview } from './quarantine-preview.js';
+import type { SpamCheck } from './spam/spam-check.js';
 import { checkForViruses, type ScannerUnavailablePolicy } from './virus-check.js';
 import type { ClamdVerdict } from './clamd.js';
 
@@ -26,6 +27,8 @@ export interface FilterDependencies {
   scannerRetryMs?: number;
   /** Seals the text preview of quarantined messages (MOAT_QUARANTINE_PREVIEW_KEY); null: no previews. */
   previewKeyring?: Keyring | null;
+  /** The built-in spam classifier, its model loaded once at start. */
+  spam: Pick<SpamCheck, 'run'>;
   log: Logger;
 }
 
@@ -107,13 +110,15 @@ export class MessageFilter {
       // unscanned and never lost (after the queue's delivery limit it is parked, replayable).
       throw new ScannerUnavailable(`virus scanner unavailable, message ${accepted.messageId} will be filtered again: ${virus.check.reason}`);
     }
-    // A virus is quarantined: never delivered, never bounced with the virus attached. Spam and
-    // tenant policy come later; until then every other message is delivered, with its
-    // authentication results for the customer's server to act on.
-    const verdict: Verdict = virus.signature !== null ? 'quarantine' : 'deliver';
+    // A virus is quarantined: never delivered, never bounced with the virus attached. Spam is
+    // scored after authentication (its results are rules of the spam score; outbound mail has
+    // none) and quarantined at or above the quarantine score. Tenant policy comes later.
+    const spam = await this.deps.spam.run(raw, auth.checks);
+    const verdict: Verdict = virus.signature !== null || spam.verdict === 'quarantine' ? 'quarantine' : 'deliver';
     const reasons: string[] = virus.signature !== null ? [`virus: ${virus.signature}`] : [];
+    reasons.push(...spam.reasons);
     if (virus.unavailable) reasons.push('virus scan unavailable: delivered unscanned (policy)');
-    let prependHeaders = composePrependHeaders({ accepted: accepted.prependHeaders, authResults: outbound ? null : auth.authResults, verdict });
+    let prependHeaders = composePrependHeaders({ accepted: accepted.prependHeaders, authResults: outbound ? null : auth.authResults, verdict, spam: spam.headers });
     if (virus.unavailable) prependHeaders += 'X-Moat-Virus-Status: unscanned\r\n';
     if (outbound) {
       // Signed over exactly what the sender transmits (these headers, then the stored message);
@@ -129,9 +134,9 @@ export class MessageFilter {
       ...accepted,
       ...(preview ? { preview } : {}),
       verdict,
-      score: 0,
+      score: spam.score,
       reasons,
-      checks: [...auth.checks, virus.check],
+      checks: [...auth.checks, virus.check, spam.check],
       authResults: auth.authResults,
       headers,
       prependHeaders,

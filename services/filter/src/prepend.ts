@@ -36,10 +36,11 @@ export function foldHeader(name: string, value: string): string {
  * block reads as one trace entry (RFC 5322 §3.6.7; RFC 8601 §5: the field is added by the
  * border MTA of the ADMD that produced the results, never altered later).
  */
-export function composePrependHeaders(input: { accepted: string; authResults: string | null; verdict: Verdict }): string {
+export function composePrependHeaders(input: { accepted: string; authResults: string | null; verdict: Verdict; spam?: { score: string; status: string } }): string {
   // The contract has the block CRLF-terminated; a missing final CRLF would glue our field onto its last line.
   const accepted = input.accepted === '' || input.accepted.endsWith('\r\n') ? input.accepted : `${input.accepted}\r\n`;
   // null: no results to report (outbound mail, see outboundAuthentication), so no field.
   const results = input.authResults === null ? '' : foldHeader('Authentication-Results', input.authResults);
-  return `${accepted}${results}${foldHeader('X-Moat-Verdict', input.verdict)}`;
+  const spam = input.spam ? `${foldHeader('X-Moat-Spam-Score', input.spam.score)}${foldHeader('X-Moat-Spam-Status', input.spam.status)}` : '';
+  return `${accepted}${results}${foldHeader('X-Moat-Verdict', input.verdict)}${spam}`;
 }

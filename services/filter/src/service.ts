@@ -6,6 +6,8 @@ import { createBatchedBodyReader } from './body-reader.js';
 import { OutboundSigner } from './dkim-signing.js';
 import { scanWithClamd } from './clamd.js';
 import { MessageFilter } from './filter.js';
+import { loadModel } from './spam/model.js';
+import { SpamCheck } from './spam/spam-check.js';
 
 export interface FilterService extends RunningService {
   /** The admin port actually bound (-1 when off). */
@@ -23,6 +25,9 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
   const keyring = keyringFromConfig(config);
   const previewKeyring = previewKeyringFromConfig(config);
   if (!previewKeyring) log.warn('MOAT_QUARANTINE_PREVIEW_KEY is not set: quarantined messages get no preview');
+  // Loaded once, before anything connects: a missing or stale model stops the start.
+  const spamModel = loadModel(config.MOAT_FILTER_SPAM_MODEL_FILE);
+  const spam = new SpamCheck(spamModel, { quarantine: config.MOAT_FILTER_SPAM_QUARANTINE_SCORE, unsure: config.MOAT_FILTER_SPAM_UNSURE_SCORE });
   const deps = await connectDependencies('filter', config, log);
   // Reads only are batched (one SELECT for the messages in flight); checks and publishing stay per
   // message. Two reads at once so a slow batch does not hold the next one back.
@@ -39,6 +44,7 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
     scannerUnavailable: config.MOAT_FILTER_SCANNER_UNAVAILABLE,
     scannerRetryMs: config.MOAT_CLAMD_RETRY_MS,
     previewKeyring,
+    spam,
     log,
   });
   try {
@@ -50,7 +56,10 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
     await deps.close();
     throw err;
   }
-  log.info({ authservId: config.MOAT_FILTER_AUTHSERV_ID, dns: config.MOAT_DNS_MODE }, 'filter consuming');
+  log.info(
+    { authservId: config.MOAT_FILTER_AUTHSERV_ID, dns: config.MOAT_DNS_MODE, spamModel: spamModel.source, spamTokens: spamModel.counts.tokens.size, spamThresholds: spam.thresholds },
+    'filter consuming',
+  );
 
   let stopping: Promise<void> | null = null;
   return {

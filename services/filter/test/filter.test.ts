@@ -9,6 +9,7 @@ import { routingKeys, type EventOf, type MessageAcceptedPayload, type QueuePolic
 import { Broker, loadConfig, type StaticZone } from '@moat/runtime';
 import { keyringFromConfig, MessageStore } from '@moat/store';
 import { createTestEnv, eventually, makeMessage, silentLog, testPool, type TestEnv } from '@moat/testkit';
+import { gtube } from '../src/spam/rules.js';
 import { configSchema, filteredEventId, start, type FilterService } from '../src/index.js';
 
 const authservId = 'mx.moat.test';
@@ -101,17 +102,20 @@ describe('filter', () => {
     expect(event!.id).toBe(filteredEventId(accepted.id));
     const p = event!.payload;
     expect(p.verdict).toBe('deliver');
-    expect(p.score).toBe(0);
+    expect(p.score).toBeLessThan(4);
     expect(p.reasons).toEqual([]);
     expect(p.rcptTo).toEqual(['bob@customer.test']);
     expect(p.authResults.startsWith(`${authservId}; `)).toBe(true);
     expect(p.authResults).toContain('dkim=none');
     expect(p.authResults).toMatch(/spf=none .*smtp\.mailfrom=carol@unsigned\.test/);
-    expect(p.checks.map((c) => c.check)).toEqual(['dkim', 'spf', 'arc', 'dmarc', 'virus']);
+    expect(p.checks.map((c) => c.check)).toEqual(['dkim', 'spf', 'arc', 'dmarc', 'virus', 'spam']);
+    expect(p.checks[5]).toMatchObject({ check: 'spam', result: 'pass' });
     expect(p.headers).toEqual({ from: '<carol@unsigned.test>', to: '<bob@customer.test>', subject: 'Grüße from Carol', date: expect.any(String), messageIdHeader: '<c1@unsigned.test>' });
     // Ingress's Received stays first and byte for byte; our fields follow, folded, CRLF-terminated.
     expect(p.prependHeaders.startsWith(ingressReceived)).toBe(true);
-    expect(p.prependHeaders.slice(ingressReceived.length)).toMatch(/^Authentication-Results: mx\.moat\.test;[^]*\r\nX-Moat-Verdict: deliver\r\n$/);
+    expect(p.prependHeaders.slice(ingressReceived.length)).toMatch(
+      /^Authentication-Results: mx\.moat\.test;[^]*\r\nX-Moat-Verdict: deliver\r\nX-Moat-Spam-Score: \d+\.\d\d\r\nX-Moat-Spam-Status: ham score=\d+\.\d\d quarantine=5\.2 unsure=4 bayes=0\.\d{3} clues=\d+\r\n$/,
+    );
     for (const line of p.prependHeaders.slice(0, -2).split('\r\n')) expect(line.length).toBeLessThanOrEqual(78);
   });
 
@@ -129,7 +133,25 @@ describe('filter', () => {
     expect(p.authResults).toContain('dkim=pass header.i=@signed.test header.s=sel1');
     expect(p.authResults).toMatch(/spf=pass \(mx\.moat\.test: domain of alice@signed\.test designates 127\.0\.0\.1 as permitted sender\)/);
     expect(p.authResults).toContain('dmarc=pass');
-    expect(Object.fromEntries(p.checks.map((c) => [c.check, c.result]))).toEqual({ dkim: 'pass', spf: 'pass', arc: 'none', dmarc: 'pass', virus: 'skip' });
+    expect(Object.fromEntries(p.checks.map((c) => [c.check, c.result]))).toEqual({ dkim: 'pass', spf: 'pass', arc: 'none', dmarc: 'pass', virus: 'skip', spam: 'pass' });
+  });
+
+  it('when a message carries GTUBE, then the verdict is quarantine with the spam check failed, the score and the reason', async () => {
+    const raw = makeMessage({ from: 'spammer@unsigned.test', to: ['bob@customer.test'], subject: 'GTUBE test', body: `This is the GTUBE, the\r\n${gtube}\r\n` });
+    expect(raw.includes(gtube)).toBe(true);
+    const accepted = await acceptedEvent(raw, 'spammer@unsigned.test');
+    await broker.publish(routingKeys.messageAccepted, accepted);
+
+    const [event] = await eventually(() => filteredFor(accepted.payload.messageId).length > 0 && filteredFor(accepted.payload.messageId));
+    const p = event!.payload;
+    expect(p.verdict).toBe('quarantine');
+    expect(p.score).toBeGreaterThanOrEqual(1000);
+    expect(p.checks.find((c) => c.check === 'spam')).toMatchObject({ result: 'fail', reason: expect.stringMatching(/^spam: score \d+(\.\d+)? .*GTUBE\(\+1000\)/) });
+    expect(p.reasons).toEqual([expect.stringMatching(/^spam spam: score \d+.*GTUBE\(\+1000\)/)]);
+    expect(p.prependHeaders).toMatch(/\r\nX-Moat-Verdict: quarantine\r\nX-Moat-Spam-Score: 10\d\d\.\d\d\r\nX-Moat-Spam-Status: spam score=/);
+    // The body is never changed: the event still points at the stored message, byte for byte.
+    expect(p.sha256).toBe(accepted.payload.sha256);
+    expect(Buffer.compare(await store.get(p.store), raw)).toBe(0);
   });
 
   it('when the same accepted event is delivered twice, then both filtered events carry the same id', async () => {
