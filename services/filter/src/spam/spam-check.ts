@@ -35,7 +35,8 @@ export class SpamCheck {
       return { check: { check: 'spam', result: 'error', reason }, verdict: 'deliver', score: 0, reasons: [reason], headers: { score: '0', status: 'error' }, outcome: null };
     }
     const check = spamCheckResult(outcome, this.thresholds);
-    const reasons = outcome.status === 'ham' ? [] : [`spam ${outcome.status}: score ${outcome.score} (${describe(outcome)})`];
+    // "spam: …" when quarantined, "spam unsure: …" when delivered tagged (the archive reads the prefix).
+    const reasons = outcome.status === 'ham' ? [] : [`${outcome.status === 'spam' ? 'spam' : 'spam unsure'}: score ${outcome.score} (${describe(outcome)})`];
     return {
       check,
       verdict: outcome.status === 'spam' ? 'quarantine' : 'deliver',
