@@ -563,10 +563,10 @@ async function prefixKeys(redis: Redis, prefix: string): Promise<{ count: number
     for (const k of keys.slice(i, i + 500)) pipeline.memory('USAGE', k);
     for (const [, v] of (await pipeline.exec()) ?? []) bytes += Number(v ?? 0);
   }
-  // Kinds: the key with its variable parts (destinations, ids) left out, e.g. "dest:*:conns".
+  // Kinds: the key with its variable parts (addresses, ports, hashes, ids) as *, e.g. "dest:*:*:conns".
   const byKind: Record<string, number> = {};
   for (const k of keys) {
-    const kind = k.slice(prefix.length).split(':').map((part, i, all) => (i === 0 || i === all.length - 1 ? part : '*')).join(':');
+    const kind = k.slice(prefix.length).split(':').map((part) => (/^[a-z][a-z_-]*$/i.test(part) ? part : '*')).join(':');
     byKind[kind] = (byKind[kind] ?? 0) + 1;
   }
   return { count: keys.length, bytes, byKind };
