@@ -14,7 +14,9 @@
  * connections at the sink next to the limit (--limit, MOAT_MAX_CONNECTIONS_PER_DESTINATION, shared
  * by --senders senders of one pool), throughput while draining, and Redis memory per queued
  * delivery (INFO used_memory before the load vs at full backlog, and the stack's own keys).
- * Retries use --retry-base-ms / --retry-max-ms so that the run takes minutes. Exits 1 when a
+ * Retries use --retry-base-ms / --retry-max-ms and the down destination's back-off
+ * --backoff-base-ms / --backoff-max-ms so that the run takes minutes; the router's paced drain
+ * runs at its default (MOAT_DESTINATION_DRAIN_RATE) unless --drain-rate is given. Exits 1 when a
  * message is lost or duplicated or the limit was exceeded.
  *
  * `pnpm bench --vs-postfix` (as root: see bench/postfix.ts) runs Moat and a private Postfix
@@ -54,6 +56,9 @@ const { values: args } = parseArgs({
     limit: { type: 'string', default: '10' },
     'retry-base-ms': { type: 'string', default: '30000' },
     'retry-max-ms': { type: 'string', default: '120000' },
+    'backoff-base-ms': { type: 'string', default: '5000' },
+    'backoff-max-ms': { type: 'string', default: '20000' },
+    'drain-rate': { type: 'string' },
     'drain-timeout': { type: 'string', default: '1800' },
   },
 });
@@ -585,6 +590,9 @@ async function backlog(): Promise<void> {
   const rcptCount = Number(args.rcpts);
   const retryBaseMs = Number(args['retry-base-ms']);
   const retryMaxMs = Number(args['retry-max-ms']);
+  const backoffBaseMs = Number(args['backoff-base-ms']);
+  const backoffMaxMs = Number(args['backoff-max-ms']);
+  const drainRate = args['drain-rate'] ? Number(args['drain-rate']) : null;
   if (!(senders >= 1 && senders <= 250)) throw new Error('--senders must be 1–250');
   const startedAt = new Date();
   const loadAtStart = loadAverage();
@@ -597,6 +605,9 @@ async function backlog(): Promise<void> {
     MOAT_MAX_CONNECTIONS_PER_DESTINATION: String(limit),
     MOAT_RETRY_BASE_MS: String(retryBaseMs),
     MOAT_RETRY_MAX_MS: String(retryMaxMs),
+    MOAT_DESTINATION_BACKOFF_BASE_MS: String(backoffBaseMs),
+    MOAT_DESTINATION_BACKOFF_MAX_MS: String(backoffMaxMs),
+    ...(drainRate ? { MOAT_DESTINATION_DRAIN_RATE: String(drainRate) } : {}),
   });
   const redis = new Redis(process.env.MOAT_REDIS_URL ?? 'redis://127.0.0.1:6379');
   const db = new pg.Client({ connectionString: stack.databaseUrl });
@@ -611,7 +622,7 @@ async function backlog(): Promise<void> {
       const r = await db.query(
         `SELECT count(*)::int AS total,
                 count(*) FILTER (WHERE last_error IS NOT NULL AND status <> 'done')::int AS attempted,
-                count(*) FILTER (WHERE status = 'deferred')::int AS deferred,
+                count(*) FILTER (WHERE status IN ('deferred', 'held'))::int AS deferred,
                 count(*) FILTER (WHERE status = 'done')::int AS done,
                 coalesce(avg(attempt), 0)::float AS attempts
            FROM "${stack.id}".deliveries`,
@@ -628,16 +639,18 @@ async function backlog(): Promise<void> {
     const sent = await runLoad({ port: stack.smtpPort, total, sessions: Number(args.sessions), rcpts: Array.from({ length: rcptCount }, (_, i) => `user${i}@${stack.domain}`), from: 'bench@sender.test', size: 4096, prefix: `backlog-${randomBytes(3).toString('hex')}` });
     const accepted = sent.filter((s) => s.code === 250).map((s) => s.benchId);
     const acceptSeconds = (performance.now() - t0) / 1000;
-    say(`${accepted.length} of ${sent.length} accepted in ${acceptSeconds.toFixed(1)} s; waiting until every delivery has failed once (sink down)`);
+    say(`${accepted.length} of ${sent.length} accepted in ${acceptSeconds.toFixed(1)} s; waiting until every delivery waits in the queue (sink down)`);
     let lastSay = 0;
     await waitFor(
       async () => {
         const c = await counts();
         if (Date.now() - lastSay > 10_000) {
           lastSay = Date.now();
-          say(`deliveries ${c.total}, attempted and waiting ${c.attempted}, deferred now ${c.deferred}, done ${c.done}; load ${loadAverage()}`);
+          say(`deliveries ${c.total}, deferred ${c.deferred} (${c.attempted} of them attempted at least once), done ${c.done}; load ${loadAverage()}`);
         }
-        return c.total >= accepted.length && c.attempted >= accepted.length;
+        // Every delivery deferred (a down destination's new mail is deferred without an attempt),
+        // except at most the one probe the router lets through.
+        return c.total >= accepted.length && c.total - c.deferred - c.done <= 1;
       },
       Math.max(300_000, total * 50),
       'every delivery to be deferred',
@@ -646,7 +659,7 @@ async function backlog(): Promise<void> {
     const memAtBacklog = usedMemory(await redis.info('memory'));
     const keysAtBacklog = await prefixKeys(redis, prefix);
     const queued = atBacklog.total - atBacklog.done;
-    say(`backlog: ${queued} deliveries queued (${atBacklog.deferred} deferred at this instant, ${atBacklog.attempts.toFixed(2)} attempts each so far); sink up`);
+    say(`backlog: ${queued} deliveries queued (${atBacklog.deferred} deferred, ${atBacklog.attempted} attempted at least once, ${atBacklog.attempts.toFixed(2)} attempts each on average); sink up`);
 
     // The customer's server comes back.
     await sink.restart();
@@ -676,11 +689,11 @@ async function backlog(): Promise<void> {
       machine: machineLine(),
       startedAt,
       loadAverage: { start: loadAtStart, end: loadAverage() },
-      settings: { messages: total, rcptsPerMessage: rcptCount, senders, limit, retryBaseMs, retryMaxMs },
+      settings: { messages: total, rcptsPerMessage: rcptCount, senders, limit, retryBaseMs, retryMaxMs, backoffBaseMs, backoffMaxMs, drainRate: drainRate ?? 'router default' },
       accepted: accepted.length,
       refused: sent.length - accepted.length,
       acceptSeconds,
-      backlog: { queued, deferredAtInstant: atBacklog.deferred, attemptsPerDeliverySoFar: atBacklog.attempts },
+      backlog: { queued, deferred: atBacklog.deferred, attemptedAtLeastOnce: atBacklog.attempted, attemptsPerDeliverySoFar: atBacklog.attempts },
       drain: stats,
       drainComplete: arrived() === accepted.length,
       peakConnections: sink.peakConnections,
@@ -704,12 +717,12 @@ async function backlog(): Promise<void> {
     lines = [
       `Moat delivery backlog — ${startedAt.toISOString()} — ${machineLine()}`,
       `load average (1/5/15 min) at start ${loadAtStart}, at end ${loadAverage()}`,
-      `${total} messages × ${rcptCount} recipients to one destination; ${senders} sender(s) in one pool; retries every ${retryBaseMs} ms doubling to ${retryMaxMs} ms`,
+      `${total} messages × ${rcptCount} recipients to one destination; ${senders} sender(s) in one pool; retries every ${retryBaseMs} ms doubling to ${retryMaxMs} ms; destination back-off ${backoffBaseMs} ms doubling to ${backoffMaxMs} ms; drain rate ${drainRate ?? 'router default (MOAT_DESTINATION_DRAIN_RATE)'}`,
       '',
       `accepted while the sink was down   ${accepted.length} in ${acceptSeconds.toFixed(1)} s (${sent.length - accepted.length} refused)`,
-      `queued deliveries at full backlog  ${queued} (each failed at least once; ${atBacklog.attempts.toFixed(2)} attempts per delivery so far)`,
+      `queued deliveries at full backlog  ${queued} (${atBacklog.deferred} deferred; ${atBacklog.attempted} attempted at least once; attempt number ${atBacklog.attempts.toFixed(2)} on average)`,
       `drain time (sink up → last)        ${secs(stats.drainMs)}${arrived() < accepted.length ? ` — INCOMPLETE after ${args['drain-timeout']} s` : ''}`,
-      `  first delivery after sink up     ${secs(stats.firstArrivalMs)} (waiting for retries to come due)`,
+      `  first delivery after sink up     ${secs(stats.firstArrivalMs)} (the destination's back-off ends, its probe gets through)`,
       `  throughput while draining        ${stats.averagePerSec.toFixed(0)} msg/s over the drain, ${stats.flowingPerSec.toFixed(0)} msg/s first → last arrival, peak ${stats.peakPerSec} in one second`,
       `peak connections at the sink       ${sink.peakConnections} (limit ${limit}: ${sink.peakConnections <= limit ? 'respected' : 'EXCEEDED'})`,
       `Redis used_memory                  ${(memBefore / 1024).toFixed(0)} KiB before the load, ${(memAtBacklog / 1024).toFixed(0)} KiB at full backlog: ${perDelivery.toFixed(1)} bytes per queued delivery (whole server: other users of this Redis add noise)`,

@@ -6,16 +6,17 @@ import type { Redis } from './redis.js';
  * process — a destination served by several senders would otherwise get N × senders).
  *
  * Keys (under the client's prefix, MOAT_REDIS_PREFIX):
- * - `dest:<host:port>:conns` — sorted set, one member per connection (`<senderId>#<n>`), scored
+ * - `dest:{<host:port>}:conns` — sorted set, one member per connection (`<senderId>#<n>`), scored
  *   with the Redis server time (ms) at which its lease expires. The holder renews the lease while
  *   the connection lives and removes the member when it closes. A member past its score belongs
  *   to a sender that stopped renewing (killed, partitioned): every claim removes those first, so
  *   a dead sender's slots come back within one lease time.
- * - `dest:<host:port>:wanting` — sorted set of senders that have transactions waiting for a
+ * - `dest:{<host:port>}:wanting` — sorted set of senders that have transactions waiting for a
  *   connection to the destination, scored with the time their wish expires. Holders read its
  *   size to give back connections beyond their fair share, so one busy sender cannot keep every
  *   slot while another sender's prefetched requests wait.
- * Both keys expire by themselves when nobody renews them.
+ * Both keys expire by themselves when nobody renews them. The destination is their hash tag, so
+ * the one script that uses both works on a Redis Cluster.
  *
  * Time is Redis's (TIME inside the script), never a sender's clock: senders on different hosts
  * with skewed clocks would otherwise expire each other's leases early or late.
@@ -70,11 +71,11 @@ export class DestinationSlots {
 
   /** The sorted set of connection leases of a destination (documented above). */
   static connsKey(destination: string): string {
-    return `dest:${destination}:conns`;
+    return `dest:{${destination}}:conns`;
   }
 
   static wantingKey(destination: string): string {
-    return `dest:${destination}:wanting`;
+    return `dest:{${destination}}:wanting`;
   }
 
   /**

@@ -156,6 +156,9 @@ describe('ConnectionPool with a shared limit', () => {
     const lease = await pending;
     expect(limit.wanting.get('h:25')).toBe(false);
     lease.release(false);
+    // Given back once the connection has ended (after its QUIT), not before.
+    expect(limit.slots[0]!.released).toBe(false);
+    await tick();
     expect(limit.slots[0]!.released).toBe(true);
     await pool.close();
   });
@@ -193,6 +196,7 @@ describe('ConnectionPool with a shared limit', () => {
     expect(a.conn.quits).toBe(1);
     b.release(true);
     expect(b.conn.quits).toBe(1);
+    await tick();
     expect(limit.free).toBe(2);
     // Within the share now: kept for reuse.
     c.release(true);

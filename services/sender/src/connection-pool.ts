@@ -266,8 +266,12 @@ export class ConnectionPool<C extends PoolableConnection> {
   private discard(entry: Entry<C>, how: 'quit' | 'close'): Promise<void> {
     if (!entry.counted) return Promise.resolve();
     entry.counted = false;
-    entry.slot?.release();
     const ended = how === 'quit' ? entry.conn.quit() : Promise.resolve(entry.conn.close());
+    // The shared slot goes back once the connection has ended (QUIT answered, socket closed), not
+    // when the QUIT is sent: else another sender's new connection could overlap with this one
+    // and the server would count one more than the limit.
+    const slot = entry.slot;
+    if (slot) void ended.finally(() => slot.release());
     this.uncount(entry);
     return ended;
   }

@@ -59,6 +59,9 @@ describe('Deliverer under the shared connection limit', () => {
     expect(result.error).toMatch(/destination busy/);
     // Nothing the router reads as "the server refused this pool".
     expect(result.error).not.toMatch(/refused|reset|blocked/i);
+    // No host was tried: the router must not conclude that the destination is down (its
+    // destination health reads an all-deferred result with a remote host as "down").
+    expect(result.remoteHost).toBeNull();
     expect(new Set(limit.asked)).toEqual(new Set(['127.0.0.1:2001']));
     await pool.close();
   });

@@ -88,7 +88,10 @@ export class Deliverer {
     return {
       ...this.identity(req),
       sourceIp: this.opts.session.localAddress ?? null,
-      remoteHost: lastTried,
+      // Busy: this attempt was held back by Moat's own connection limit, while other connections
+      // to the destination are working. Reported as "no host tried", so that the router does not
+      // take the all-deferred result for a server that is down and back the destination off.
+      remoteHost: busy ? null : lastTried,
       tls: false,
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
