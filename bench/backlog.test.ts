@@ -10,6 +10,8 @@ describe('drainStats', () => {
     expect(s.averagePerSec).toBeCloseTo(1.25);
     expect(s.flowingPerSec).toBeCloseTo(5 / 3.5);
     expect(s.peakPerSec).toBe(3);
+    expect(s.p90Ms).toBe(4_000);
+    expect(drainStats([1, 2, 3, 4, 5, 6, 7, 8, 9, 100], 0).p90Ms).toBe(9);
   });
   it('when arrivals happened before the sink came up, then they do not count', () => {
     expect(drainStats([1, 2], 10).delivered).toBe(0);

@@ -17,12 +17,15 @@ export interface DrainStats {
   flowingPerSec: number;
   /** The most arrivals in any one-second window (from the first arrival on). */
   peakPerSec: number;
+  /** Sink up → 90 % and 99 % of the arrivals (a few stragglers on their own retry schedule can dominate drainMs). */
+  p90Ms: number;
+  p99Ms: number;
 }
 
 /** Drain figures from arrival times (ms, any clock) and the moment the sink came up (same clock). */
 export function drainStats(arrivals: readonly number[], upAt: number): DrainStats {
   const after = arrivals.filter((a) => a >= upAt).sort((a, b) => a - b);
-  if (after.length === 0) return { delivered: 0, firstArrivalMs: NaN, drainMs: NaN, averagePerSec: 0, flowingPerSec: 0, peakPerSec: 0 };
+  if (after.length === 0) return { delivered: 0, firstArrivalMs: NaN, drainMs: NaN, averagePerSec: 0, flowingPerSec: 0, peakPerSec: 0, p90Ms: NaN, p99Ms: NaN };
   const first = after[0]!;
   const last = after[after.length - 1]!;
   const buckets = new Map<number, number>();
@@ -39,6 +42,8 @@ export function drainStats(arrivals: readonly number[], upAt: number): DrainStat
     averagePerSec: drainMs > 0 ? after.length / (drainMs / 1000) : after.length,
     flowingPerSec: flowingMs > 0 ? after.length / (flowingMs / 1000) : after.length,
     peakPerSec: Math.max(...buckets.values()),
+    p90Ms: after[Math.ceil(0.9 * after.length) - 1]! - upAt,
+    p99Ms: after[Math.ceil(0.99 * after.length) - 1]! - upAt,
   };
 }
 

@@ -676,6 +676,11 @@ async function backlog(): Promise<void> {
       }
     }
     const drainedAt = performance.now();
+    if (sink.peakConnections > limit) {
+      // What the senders said about the shared limit (Redis away, slots lost), for the diagnosis.
+      const said = stack.output().split('\n').filter((l) => /Redis unreachable|shared slot|redis error/i.test(l));
+      say(`limit exceeded; sender log lines about the shared limit (${said.length}):\n${said.slice(-20).join('\n')}`);
+    }
     // Late copies (a duplicate would come after the original): give them a moment.
     await sleep(3_000);
     const stats = drainStats(accepted.map((id) => sink.arrivals.get(id)?.at ?? -1).filter((a) => a >= 0), upAt);
@@ -723,6 +728,7 @@ async function backlog(): Promise<void> {
       `queued deliveries at full backlog  ${queued} (${atBacklog.deferred} deferred; ${atBacklog.attempted} attempted at least once; attempt number ${atBacklog.attempts.toFixed(2)} on average)`,
       `drain time (sink up → last)        ${secs(stats.drainMs)}${arrived() < accepted.length ? ` — INCOMPLETE after ${args['drain-timeout']} s` : ''}`,
       `  first delivery after sink up     ${secs(stats.firstArrivalMs)} (the destination's back-off ends, its probe gets through)`,
+      `  90 % / 99 % delivered after      ${secs(stats.p90Ms)} / ${secs(stats.p99Ms)}`,
       `  throughput while draining        ${stats.averagePerSec.toFixed(0)} msg/s over the drain, ${stats.flowingPerSec.toFixed(0)} msg/s first → last arrival, peak ${stats.peakPerSec} in one second`,
       `peak connections at the sink       ${sink.peakConnections} (limit ${limit}: ${sink.peakConnections <= limit ? 'respected' : 'EXCEEDED'})`,
       `Redis used_memory                  ${(memBefore / 1024).toFixed(0)} KiB before the load, ${(memAtBacklog / 1024).toFixed(0)} KiB at full backlog: ${perDelivery.toFixed(1)} bytes per queued delivery (whole server: other users of this Redis add noise)`,

@@ -223,3 +223,23 @@ describe('ConnectionPool with a shared limit', () => {
     await pool.close();
   });
 });
+
+describe('ConnectionPool slot release grace', () => {
+  it('when a connection closes, then its shared slot goes back only after the grace (the server may not have seen the close yet), or at once when the pool closes', async () => {
+    const limit = new FakeLimit();
+    limit.free = 2;
+    const pool = new ConnectionPool<FakeConnection>({ maxPerDestination: 5, idleMs: 1_000, resetTimeoutMs: 100, shared: limit, slotReleaseGraceMs: 40 });
+    const a = await pool.acquire('h:25', async () => new FakeConnection());
+    const b = await pool.acquire('h:25', async () => new FakeConnection());
+    a.release(false);
+    await tick();
+    expect(limit.slots[0]!.released).toBe(false);
+    await new Promise((r) => setTimeout(r, 60));
+    expect(limit.slots[0]!.released).toBe(true);
+    b.release(false);
+    await tick();
+    expect(limit.slots[1]!.released).toBe(false);
+    await pool.close();
+    expect(limit.slots[1]!.released).toBe(true);
+  });
+});

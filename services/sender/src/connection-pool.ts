@@ -25,6 +25,13 @@ export interface ConnectionPoolOptions {
   shared?: ConnectionLimit;
   /** Bound on waiting for a connection; beyond it acquire() throws DestinationBusy. Unset: no bound. */
   waitMs?: number;
+  /**
+   * How long a closed connection keeps its shared slot. The SMTP client counts a connection as
+   * ended when the 221 to QUIT arrives and it sends its FIN; the server counts it until it has
+   * processed that FIN. Without a grace, another sender's new connection can reach the server
+   * first, and the server sees one more than the limit. Default 0.
+   */
+  slotReleaseGraceMs?: number;
 }
 
 /**
@@ -84,6 +91,8 @@ export interface Lease<C extends PoolableConnection> {
 export class ConnectionPool<C extends PoolableConnection> {
   private readonly destinations = new Map<string, Destination<C>>();
   private closing = false;
+  /** Slots of closed connections waiting out their release grace. */
+  private readonly graceful = new Map<Slot, NodeJS.Timeout>();
 
   constructor(private readonly opts: ConnectionPoolOptions) {
     if (opts.shared) opts.shared.onShareChanged = (key) => this.trim(key);
@@ -267,13 +276,24 @@ export class ConnectionPool<C extends PoolableConnection> {
     if (!entry.counted) return Promise.resolve();
     entry.counted = false;
     const ended = how === 'quit' ? entry.conn.quit() : Promise.resolve(entry.conn.close());
-    // The shared slot goes back once the connection has ended (QUIT answered, socket closed), not
+    // The shared slot goes back once the connection has ended (QUIT answered), plus a grace, not
     // when the QUIT is sent: else another sender's new connection could overlap with this one
     // and the server would count one more than the limit.
     const slot = entry.slot;
-    if (slot) void ended.finally(() => slot.release());
+    if (slot) void ended.finally(() => this.releaseAfterGrace(slot));
     this.uncount(entry);
     return ended;
+  }
+
+  private releaseAfterGrace(slot: Slot): void {
+    const grace = this.opts.slotReleaseGraceMs ?? 0;
+    if (grace <= 0) return slot.release();
+    const timer = setTimeout(() => {
+      this.graceful.delete(slot);
+      slot.release();
+    }, grace);
+    timer.unref();
+    this.graceful.set(slot, timer);
   }
 
   private uncount(entry: Entry<C>): void {
@@ -311,5 +331,11 @@ export class ConnectionPool<C extends PoolableConnection> {
       this.syncWanting(d);
     }
     await Promise.all(quits);
+    // Stopping: give back at once what waits out its grace, while Redis is still connected.
+    for (const [slot, timer] of this.graceful) {
+      clearTimeout(timer);
+      slot.release();
+    }
+    this.graceful.clear();
   }
 }

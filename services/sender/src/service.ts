@@ -53,6 +53,8 @@ export async function start(config: Config, log: Logger): Promise<RunningSender>
     resetTimeoutMs: Math.min(config.MOAT_SMTP_GREETING_TIMEOUT_MS, 30_000),
     shared: sharedLimit,
     waitMs: Math.min(config.MOAT_DESTINATION_WAIT_MS, policy.handlerTimeoutMs - 120_000),
+    // Long enough for a loaded server to process the FIN of a connection we closed.
+    slotReleaseGraceMs: 250,
   });
   const resolve = createResolver({ mode: config.MOAT_DNS_MODE, servers: config.MOAT_DNS_SERVERS, staticFile: config.MOAT_DNS_STATIC_FILE, timeoutMs: config.MOAT_DNS_TIMEOUT_MS });
   const deliverer = new Deliverer({
