@@ -8,6 +8,17 @@
  * Options: --messages N (per size, default 3000) --sizes 4096,102400 --sessions 20 --rcpts 3
  *          --paced-rate 100 --paced-seconds 15
  *
+ * `pnpm bench --backlog`: the delivery backlog scenario (issue 3). The sink (the customer's
+ * server) is down while --messages N (default 20000) are accepted; they all end up deferred;
+ * then the sink comes up. Prints the drain time (sink up → last arrival), the peak of concurrent
+ * connections at the sink next to the limit (--limit, MOAT_MAX_CONNECTIONS_PER_DESTINATION, shared
+ * by --senders senders of one pool), throughput while draining, and Redis memory per queued
+ * delivery (INFO used_memory before the load vs at full backlog, and the stack's own keys).
+ * Retries use --retry-base-ms / --retry-max-ms and the down destination's back-off
+ * --backoff-base-ms / --backoff-max-ms so that the run takes minutes; the router's paced drain
+ * runs at its default (MOAT_DESTINATION_DRAIN_RATE) unless --drain-rate is given. Exits 1 when a
+ * message is lost or duplicated or the limit was exceeded.
+ *
  * `pnpm bench --vs-postfix` (as root: see bench/postfix.ts) runs Moat and a private Postfix
  * relay side by side with the same client, sink and message bytes: --runs 3 rounds per size,
  * alternating which system goes first, each run sending for --seconds 30 (or exactly
@@ -20,6 +31,8 @@ import net from 'node:net';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { Redis } from 'ioredis';
+import { bytesPerDelivery, drainStats, usedMemory, verifyExactlyOnce } from './backlog.js';
 import { deleteBrokerNamespace, isolatedStackEnv } from '@moat/testkit';
 import { Sink } from './sink.js';
 import { runLoad, type Sent } from './load.js';
@@ -38,6 +51,15 @@ const { values: args } = parseArgs({
     'vs-postfix': { type: 'boolean', default: false },
     runs: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '30' },
+    backlog: { type: 'boolean', default: false },
+    senders: { type: 'string', default: '2' },
+    limit: { type: 'string', default: '10' },
+    'retry-base-ms': { type: 'string', default: '30000' },
+    'retry-max-ms': { type: 'string', default: '120000' },
+    'backoff-base-ms': { type: 'string', default: '5000' },
+    'backoff-max-ms': { type: 'string', default: '20000' },
+    'drain-rate': { type: 'string' },
+    'drain-timeout': { type: 'string', default: '1800' },
   },
 });
 
@@ -200,7 +222,7 @@ interface MoatStack {
   stop(): Promise<void>;
 }
 
-async function startMoat(sink: Sink): Promise<MoatStack> {
+async function startMoat(sink: Sink, extraEnv: Record<string, string> = {}): Promise<MoatStack> {
   const id = `bench${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
   // SMTP, HTTP, then one admin port per service process.
   const ports = await freePorts(24);
@@ -208,7 +230,7 @@ async function startMoat(sink: Sink): Promise<MoatStack> {
   const httpPort = ports + 1;
   const token = `bench_${randomBytes(16).toString('hex')}`;
   const databaseUrl = process.env.MOAT_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-  const env = { ...process.env, ...isolatedStackEnv({ id, smtpPort, httpPort, adminPortBase: ports + 2, bootstrapToken: token, databaseUrl }) };
+  const env = { ...process.env, ...isolatedStackEnv({ id, smtpPort, httpPort, adminPortBase: ports + 2, bootstrapToken: token, databaseUrl }), ...extraEnv };
   const supervisor: ChildProcess = spawn(process.execPath, ['services/supervisor/dist/main.js'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   supervisor.stdout!.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-20_000)));
@@ -531,7 +553,214 @@ async function vsPostfix(): Promise<void> {
   );
 }
 
-(args['vs-postfix'] ? vsPostfix() : moatOnly()).catch((err) => {
+/** Keys under a Redis prefix and the memory they use (MEMORY USAGE, bytes). */
+async function prefixKeys(redis: Redis, prefix: string): Promise<{ count: number; bytes: number; byKind: Record<string, number> }> {
+  let cursor = '0';
+  const keys: string[] = [];
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== '0');
+  let bytes = 0;
+  for (let i = 0; i < keys.length; i += 500) {
+    const pipeline = redis.pipeline();
+    for (const k of keys.slice(i, i + 500)) pipeline.memory('USAGE', k);
+    for (const [, v] of (await pipeline.exec()) ?? []) bytes += Number(v ?? 0);
+  }
+  // Kinds: the key with its variable parts (addresses, ports, hashes, ids) as *, e.g. "dest:*:*:conns".
+  const byKind: Record<string, number> = {};
+  for (const k of keys) {
+    const kind = k.slice(prefix.length).split(':').map((part) => (/^[a-z][a-z_-]*$/i.test(part) ? part : '*')).join(':');
+    byKind[kind] = (byKind[kind] ?? 0) + 1;
+  }
+  return { count: keys.length, bytes, byKind };
+}
+
+/**
+ * Issue 3's delivery backlog: the customer's server is down while N messages are accepted, they
+ * all end up deferred, then the server comes up and the backlog drains through the shared
+ * per-destination connection limit.
+ */
+async function backlog(): Promise<void> {
+  const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
+  const total = Number(args.messages ?? 20_000);
+  const senders = Number(args.senders);
+  const limit = Number(args.limit);
+  const rcptCount = Number(args.rcpts);
+  const retryBaseMs = Number(args['retry-base-ms']);
+  const retryMaxMs = Number(args['retry-max-ms']);
+  const backoffBaseMs = Number(args['backoff-base-ms']);
+  const backoffMaxMs = Number(args['backoff-max-ms']);
+  const drainRate = args['drain-rate'] ? Number(args['drain-rate']) : null;
+  if (!(senders >= 1 && senders <= 250)) throw new Error('--senders must be 1–250');
+  const startedAt = new Date();
+  const loadAtStart = loadAverage();
+  const sink = new Sink();
+  // A port below the ephemeral range: it stays free while the sink is down.
+  await sink.start(await freePort());
+  const senderList = Array.from({ length: senders }, (_, i) => `default=127.0.0.${i + 1}`).join(',');
+  const stack = await startMoat(sink, {
+    MOAT_SENDERS: senderList,
+    MOAT_MAX_CONNECTIONS_PER_DESTINATION: String(limit),
+    MOAT_RETRY_BASE_MS: String(retryBaseMs),
+    MOAT_RETRY_MAX_MS: String(retryMaxMs),
+    MOAT_DESTINATION_BACKOFF_BASE_MS: String(backoffBaseMs),
+    MOAT_DESTINATION_BACKOFF_MAX_MS: String(backoffMaxMs),
+    ...(drainRate ? { MOAT_DESTINATION_DRAIN_RATE: String(drainRate) } : {}),
+  });
+  const redis = new Redis(process.env.MOAT_REDIS_URL ?? 'redis://127.0.0.1:6379');
+  const db = new pg.Client({ connectionString: stack.databaseUrl });
+  const meter = moatMeter(stack);
+  const sampler = setInterval(() => meter.observe(), 1000);
+  let result: Record<string, unknown> | null = null;
+  let lines: string[] = [];
+  let failed = false;
+  try {
+    await db.connect();
+    const counts = async () => {
+      const r = await db.query(
+        `SELECT count(*)::int AS total,
+                count(*) FILTER (WHERE last_error IS NOT NULL AND status <> 'done')::int AS attempted,
+                count(*) FILTER (WHERE status IN ('deferred', 'held'))::int AS deferred,
+                count(*) FILTER (WHERE status = 'done')::int AS done,
+                coalesce(avg(attempt), 0)::float AS attempts
+           FROM "${stack.id}".deliveries`,
+      );
+      return r.rows[0] as { total: number; attempted: number; deferred: number; done: number; attempts: number };
+    };
+    // The customer's server goes down: connections to its port are refused.
+    await sink.stop();
+    const prefix = `${stack.id}:`;
+    const memBefore = usedMemory(await redis.info('memory'));
+    const keysBefore = await prefixKeys(redis, prefix);
+    say(`sink down; sending ${total} messages (${rcptCount} recipients each) over ${args.sessions} sessions`);
+    const t0 = performance.now();
+    const sent = await runLoad({ port: stack.smtpPort, total, sessions: Number(args.sessions), rcpts: Array.from({ length: rcptCount }, (_, i) => `user${i}@${stack.domain}`), from: 'bench@sender.test', size: 4096, prefix: `backlog-${randomBytes(3).toString('hex')}` });
+    const accepted = sent.filter((s) => s.code === 250).map((s) => s.benchId);
+    const acceptSeconds = (performance.now() - t0) / 1000;
+    say(`${accepted.length} of ${sent.length} accepted in ${acceptSeconds.toFixed(1)} s; waiting until every delivery waits in the queue (sink down)`);
+    let lastSay = 0;
+    await waitFor(
+      async () => {
+        const c = await counts();
+        if (Date.now() - lastSay > 10_000) {
+          lastSay = Date.now();
+          say(`deliveries ${c.total}, deferred ${c.deferred} (${c.attempted} of them attempted at least once), done ${c.done}; load ${loadAverage()}`);
+        }
+        // Every delivery deferred (a down destination's new mail is deferred without an attempt),
+        // except at most the one probe the router lets through.
+        return c.total >= accepted.length && c.total - c.deferred - c.done <= 1;
+      },
+      Math.max(300_000, total * 50),
+      'every delivery to be deferred',
+    );
+    const atBacklog = await counts();
+    const memAtBacklog = usedMemory(await redis.info('memory'));
+    const keysAtBacklog = await prefixKeys(redis, prefix);
+    const queued = atBacklog.total - atBacklog.done;
+    say(`backlog: ${queued} deliveries queued (${atBacklog.deferred} deferred, ${atBacklog.attempted} attempted at least once, ${atBacklog.attempts.toFixed(2)} attempts each on average); sink up`);
+
+    // The customer's server comes back.
+    await sink.restart();
+    sink.resetPeak();
+    const upAt = performance.now();
+    const drainDeadline = Date.now() + Number(args['drain-timeout']) * 1000;
+    const arrived = () => accepted.filter((id) => sink.arrivals.has(id)).length;
+    lastSay = Date.now();
+    while (arrived() < accepted.length && Date.now() < drainDeadline) {
+      await sleep(200);
+      if (Date.now() - lastSay > 10_000) {
+        lastSay = Date.now();
+        say(`drained ${arrived()} of ${accepted.length}; ${sink.connections} connections open (peak ${sink.peakConnections}, limit ${limit}); load ${loadAverage()}`);
+      }
+    }
+    const drainedAt = performance.now();
+    if (sink.peakConnections > limit) {
+      // What the senders said about the shared limit (Redis away, slots lost), for the diagnosis.
+      const said = stack.output().split('\n').filter((l) => /Redis unreachable|shared slot|redis error/i.test(l));
+      say(`limit exceeded; sender log lines about the shared limit (${said.length}):\n${said.slice(-20).join('\n')}`);
+    }
+    // Late copies (a duplicate would come after the original): give them a moment.
+    await sleep(3_000);
+    const stats = drainStats(accepted.map((id) => sink.arrivals.get(id)?.at ?? -1).filter((a) => a >= 0), upAt);
+    const check = verifyExactlyOnce(accepted, sink.arrivals, rcptCount);
+    const end = await counts();
+    const rss = [...meter.peakRssKiB].filter(([name]) => !['rabbitmq', 'postgres', 'redis', 'bench'].includes(name));
+    failed = check.lost.length > 0 || check.duplicated.length > 0 || sink.peakConnections > limit || sent.length !== accepted.length;
+    const perDelivery = bytesPerDelivery(memBefore, memAtBacklog, queued);
+    const ownPerDelivery = queued > 0 ? (keysAtBacklog.bytes - keysBefore.bytes) / queued : NaN;
+    result = {
+      machine: machineLine(),
+      startedAt,
+      loadAverage: { start: loadAtStart, end: loadAverage() },
+      settings: { messages: total, rcptsPerMessage: rcptCount, senders, limit, retryBaseMs, retryMaxMs, backoffBaseMs, backoffMaxMs, drainRate: drainRate ?? 'router default' },
+      accepted: accepted.length,
+      refused: sent.length - accepted.length,
+      acceptSeconds,
+      backlog: { queued, deferred: atBacklog.deferred, attemptedAtLeastOnce: atBacklog.attempted, attemptsPerDeliverySoFar: atBacklog.attempts },
+      drain: stats,
+      drainComplete: arrived() === accepted.length,
+      peakConnections: sink.peakConnections,
+      redis: {
+        usedMemoryBefore: memBefore,
+        usedMemoryAtBacklog: memAtBacklog,
+        bytesPerQueuedDelivery: perDelivery,
+        keysBefore: keysBefore.count,
+        keysAtBacklog: keysAtBacklog.count,
+        keysAtBacklogByKind: keysAtBacklog.byKind,
+        ownKeyBytesAtBacklog: keysAtBacklog.bytes,
+        ownKeyBytesPerQueuedDelivery: ownPerDelivery,
+      },
+      attemptsPerDeliveryAtEnd: end.attempts,
+      lost: check.lost.length,
+      duplicated: check.duplicated.length,
+      peakRssMiB: Object.fromEntries(rss.map(([name, kib]) => [name, kib / 1024])),
+      drainWallSeconds: (drainedAt - upAt) / 1000,
+    };
+    const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+    lines = [
+      `Moat delivery backlog — ${startedAt.toISOString()} — ${machineLine()}`,
+      `load average (1/5/15 min) at start ${loadAtStart}, at end ${loadAverage()}`,
+      `${total} messages × ${rcptCount} recipients to one destination; ${senders} sender(s) in one pool; retries every ${retryBaseMs} ms doubling to ${retryMaxMs} ms; destination back-off ${backoffBaseMs} ms doubling to ${backoffMaxMs} ms; drain rate ${drainRate ?? 'router default (MOAT_DESTINATION_DRAIN_RATE)'}`,
+      '',
+      `accepted while the sink was down   ${accepted.length} in ${acceptSeconds.toFixed(1)} s (${sent.length - accepted.length} refused)`,
+      `queued deliveries at full backlog  ${queued} (${atBacklog.deferred} deferred; ${atBacklog.attempted} attempted at least once; attempt number ${atBacklog.attempts.toFixed(2)} on average)`,
+      `drain time (sink up → last)        ${secs(stats.drainMs)}${arrived() < accepted.length ? ` — INCOMPLETE after ${args['drain-timeout']} s` : ''}`,
+      `  first delivery after sink up     ${secs(stats.firstArrivalMs)} (the destination's back-off ends, its probe gets through)`,
+      `  90 % / 99 % delivered after      ${secs(stats.p90Ms)} / ${secs(stats.p99Ms)}`,
+      `  throughput while draining        ${stats.averagePerSec.toFixed(0)} msg/s over the drain, ${stats.flowingPerSec.toFixed(0)} msg/s first → last arrival, peak ${stats.peakPerSec} in one second`,
+      `peak connections at the sink       ${sink.peakConnections} (limit ${limit}: ${sink.peakConnections <= limit ? 'respected' : 'EXCEEDED'})`,
+      `Redis used_memory                  ${(memBefore / 1024).toFixed(0)} KiB before the load, ${(memAtBacklog / 1024).toFixed(0)} KiB at full backlog: ${perDelivery.toFixed(1)} bytes per queued delivery (whole server: other users of this Redis add noise)`,
+      `Redis keys of this stack           ${keysBefore.count} before, ${keysAtBacklog.count} at full backlog (${Object.entries(keysAtBacklog.byKind).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'}), ${(keysAtBacklog.bytes / 1024).toFixed(1)} KiB: ${ownPerDelivery.toFixed(1)} bytes per queued delivery`,
+      `attempts per delivery at the end   ${end.attempts.toFixed(2)}`,
+      `exactly once                       ${check.lost.length} lost, ${check.duplicated.length} duplicated`,
+      'peak RSS per service (MiB): ' + rss.map(([name, kib]) => `${name} ${(kib / 1024).toFixed(0)}`).join(', '),
+    ];
+  } finally {
+    clearInterval(sampler);
+    await db.end().catch(() => {});
+    redis.disconnect();
+    await stack.stop();
+    await sink.stop().catch(() => {});
+    await cleanUpMoat(stack, new Date());
+    // The stack's Redis keys (the supervisor's services are gone by now).
+    const cleaner = new Redis(process.env.MOAT_REDIS_URL ?? 'redis://127.0.0.1:6379');
+    let cursor = '0';
+    do {
+      const [next, keys] = await cleaner.scan(cursor, 'MATCH', `${stack.id}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await cleaner.del(...keys);
+    } while (cursor !== '0');
+    cleaner.disconnect();
+  }
+  console.log(lines.join('\n'));
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync('bench/results/backlog-latest.json', JSON.stringify(result, null, 2));
+  if (failed) process.exitCode = 1;
+}
+
+(args.backlog ? backlog() : args['vs-postfix'] ? vsPostfix() : moatOnly()).catch((err) => {
   console.error(err);
   process.exit(1);
 });

@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 
 export interface Arrival {
@@ -16,11 +16,23 @@ export class Sink {
   readonly arrivals = new Map<string, Arrival>();
   duplicates = 0;
   transactions = 0;
+  /** TCP connections open now, and the most open at once since start (or resetPeak()). */
+  connections = 0;
+  peakConnections = 0;
   private server: SMTPServer;
   port = 0;
 
   constructor() {
-    this.server = new SMTPServer({
+    this.server = this.build();
+  }
+
+  resetPeak(): void {
+    this.peakConnections = this.connections;
+  }
+
+  /** A fresh server: a closed smtp-server cannot listen again (the backlog run restarts the sink). */
+  private build(): SMTPServer {
+    const server = new SMTPServer({
       authOptional: true,
       disabledCommands: ['AUTH', 'STARTTLS'],
       disableReverseLookup: true,
@@ -54,15 +66,33 @@ export class Sink {
         });
       },
     });
+    // Counted at the TCP level, from accept to close: what the customer's server would count.
+    server.server.on('connection', (socket: Socket) => {
+      this.connections++;
+      this.peakConnections = Math.max(this.peakConnections, this.connections);
+      socket.once('close', () => this.connections--);
+    });
+    return server;
   }
 
-  async start(): Promise<number> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', () => resolve()));
+  /** Listens on `port` (0: any free port). */
+  async start(port = 0): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, '127.0.0.1', () => resolve());
+    });
     this.port = (this.server.server.address() as AddressInfo).port;
     return this.port;
   }
 
+  /** Stops listening: connections to the port are refused (the customer's server is down). */
   async stop(): Promise<void> {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Listens again on the same port after stop(). */
+  async restart(): Promise<void> {
+    this.server = this.build();
+    await this.start(this.port);
   }
 }

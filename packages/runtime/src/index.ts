@@ -13,3 +13,4 @@ export * from './telemetry.js';
 export * from './micro-batcher.js';
 export * from './pool-membership.js';
 export * from './rate-limit.js';
+export * from './destination-slots.js';

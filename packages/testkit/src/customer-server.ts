@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 
 export interface Transaction {
@@ -30,6 +30,8 @@ export interface CustomerServerOptions {
   host?: string;
   /** Offer STARTTLS (smtp-server's built-in self-signed certificate). Default off. */
   starttls?: boolean;
+  /** Wait this long before answering the final dot (a slow server: connections to it pile up). */
+  dataDelayMs?: number;
 }
 
 /**
@@ -41,6 +43,9 @@ export class CustomerServer {
   readonly rcpts: RcptSeen[] = [];
   /** DATA commands the server accepted (a subnet-check probe must never send one). */
   dataCommands = 0;
+  /** TCP connections open now, and the most that were open at once since start (or resetPeak()). */
+  connections = 0;
+  peakConnections = 0;
   private server: SMTPServer;
   port = 0;
   private readonly host: string;
@@ -50,8 +55,13 @@ export class CustomerServer {
     this.server = this.build();
   }
 
+  /** Starts counting the peak again from the connections open now. */
+  resetPeak(): void {
+    this.peakConnections = this.connections;
+  }
+
   private build(): SMTPServer {
-    return new SMTPServer({
+    const server = new SMTPServer({
       authOptional: true,
       disabledCommands: this.opts.starttls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
       disableReverseLookup: true,
@@ -95,11 +105,22 @@ export class CustomerServer {
             err.responseCode = reply[0];
             return cb(err);
           }
-          this.transactions.push(tx);
-          cb(null, `2.0.0 Ok: queued as ${createHash('sha1').update(tx.data).digest('hex').slice(0, 10)}`);
+          const accept = () => {
+            this.transactions.push(tx);
+            cb(null, `2.0.0 Ok: queued as ${createHash('sha1').update(tx.data).digest('hex').slice(0, 10)}`);
+          };
+          if (this.opts.dataDelayMs) setTimeout(accept, this.opts.dataDelayMs);
+          else accept();
         });
       },
     });
+    // Counted at the TCP level: from accept to close, whatever the session did.
+    server.server.on('connection', (socket: Socket) => {
+      this.connections++;
+      this.peakConnections = Math.max(this.peakConnections, this.connections);
+      socket.once('close', () => this.connections--);
+    });
+    return server;
   }
 
   async start(port = 0): Promise<number> {

@@ -28,8 +28,16 @@ export const configSchema = z.object({
   MOAT_SMTP_SOCKET_TIMEOUT_MS: envInt(100, 3_600_000).default(600_000),
   /** How long an idle connection is kept for the next message to the same host:port. 0: never reused. */
   MOAT_SMTP_IDLE_MS: envInt(0, 600_000).default(5_000),
-  /** Connections (busy + idle) per destination host:port; transactions beyond wait for one. */
+  /**
+   * Connections (busy + idle) per destination host:port from ALL senders together (shared through
+   * Redis; per sender while Redis is unreachable). Transactions beyond wait for one. Give every
+   * sender the same value.
+   */
   MOAT_MAX_CONNECTIONS_PER_DESTINATION: envInt(1, 1_000).default(10),
+  /** A connection's slot under that limit lives this long without renewal: a killed sender's slots come back after it. */
+  MOAT_DESTINATION_SLOT_LEASE_MS: envInt(300, 600_000).default(15_000),
+  /** How long a transaction waits for a connection to its destination before it is deferred (4.4.5) and retried later. */
+  MOAT_DESTINATION_WAIT_MS: envInt(100, 600_000).default(60_000),
   /**
    * Subnet check: an address of this host that lies in no pool's range. When set, this sender also
    * runs the check's outsider probe from it (does the customer's server refuse strangers?).

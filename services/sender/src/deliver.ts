@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import type { DeliveryRequestedPayload, DeliveryResultPayload, RecipientResult, Route } from '@moat/contracts';
 import type { DnsResolve, Logger } from '@moat/runtime';
-import type { ConnectionPool } from './connection-pool.js';
+import { DestinationBusy, type ConnectionPool } from './connection-pool.js';
 import { localReply, outcomeOf } from './reply.js';
 import { orderRoutes, routeLabel } from './route-order.js';
 import { ConnectFailure, SmtpSession, type SessionOptions } from './smtp-session.js';
@@ -41,6 +41,7 @@ export class Deliverer {
     const budgetEnd = startedAt.getTime() + this.opts.attemptBudgetMs;
     const routeErrors: string[] = [];
     let lastTried: string | null = null;
+    let busy = false;
     for (const route of orderRoutes(req.routes, this.random)) {
       if (Date.now() >= budgetEnd) {
         routeErrors.push('attempt time budget exhausted');
@@ -53,6 +54,12 @@ export class Deliverer {
         lease = await this.opts.pool.acquire(label, () => this.open(route));
       } catch (err) {
         routeErrors.push(`${label}: ${describe(err)}`);
+        if (err instanceof DestinationBusy) {
+          // Our own connection limit, not the server, held this attempt back: the route works, so
+          // the mail waits for it (a retry) rather than going to a lower-priority host.
+          busy = true;
+          break;
+        }
         this.opts.log.debug({ deliveryId: req.deliveryId, route: label, err: describe(err) }, 'route unavailable; trying the next one');
         continue;
       }
@@ -77,15 +84,19 @@ export class Deliverer {
       };
     }
     // No route took a session: nothing was sent, every recipient waits for the next attempt.
-    const error = routeErrors.length > 0 ? `no route accepted a connection: ${routeErrors.join('; ')}` : 'no route to try';
+    const error = busy ? routeErrors.join('; ') : routeErrors.length > 0 ? `no route accepted a connection: ${routeErrors.join('; ')}` : 'no route to try';
     return {
       ...this.identity(req),
       sourceIp: this.opts.session.localAddress ?? null,
-      remoteHost: lastTried,
+      // Busy: this attempt was held back by Moat's own connection limit, while other connections
+      // to the destination are working. Reported as "no host tried", so that the router does not
+      // take the all-deferred result for a server that is down and back the destination off.
+      remoteHost: busy ? null : lastTried,
       tls: false,
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
-      recipients: req.rcptTo.map((rcpt) => ({ rcpt, outcome: 'deferred' as const, reply: localReply(error) })),
+      // RFC 3463 X.4.5: mail system congestion.
+      recipients: req.rcptTo.map((rcpt) => ({ rcpt, outcome: 'deferred' as const, reply: localReply(error, busy ? '4.4.5' : null) })),
       error,
     };
   }

@@ -1,5 +1,5 @@
 import { queues } from '@moat/contracts';
-import { connectDependencies, createResolver, PermanentFailure, PoolMembership, type Logger, type RunningService } from '@moat/runtime';
+import { connectDependencies, createResolver, DestinationSlots, PermanentFailure, PoolMembership, type Logger, type RunningService } from '@moat/runtime';
 import { DeliveryRepository, keyringFromConfig, MessageStore, SubnetCheckRepository } from '@moat/store';
 import type { Config } from './config.js';
 import { BatchedDeliveries } from './batched-deliveries.js';
@@ -10,6 +10,8 @@ import { assertLocalAddress } from './local-address.js';
 import type { SmtpSession } from './smtp-session.js';
 import { SubnetCheckHandler } from './subnet-check-handler.js';
 import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { SharedConnectionLimit } from './shared-limit.js';
 
 export interface RunningSender extends RunningService {
   adminPort: number;
@@ -33,10 +35,26 @@ export async function start(config: Config, log: Logger): Promise<RunningSender>
     greetingTimeoutMs: config.MOAT_SMTP_GREETING_TIMEOUT_MS,
     socketTimeoutMs: config.MOAT_SMTP_SOCKET_TIMEOUT_MS,
   };
+  const senderId = `${hostname()}/${process.pid}/${config.MOAT_SOURCE_IP ?? 'any'}`;
+  // The per-destination limit counts every sender's connections (Redis); a random part keeps two
+  // incarnations of one pid (a restart in a container) from sharing lease ids.
+  const sharedLimit = new SharedConnectionLimit({
+    store: new DestinationSlots(deps.redis),
+    senderId: `${senderId}/${randomBytes(3).toString('hex')}`,
+    limit: config.MOAT_MAX_CONNECTIONS_PER_DESTINATION,
+    leaseMs: config.MOAT_DESTINATION_SLOT_LEASE_MS,
+    callTimeoutMs: 1_000,
+    log,
+  });
+  sharedLimit.start();
   const connections = new ConnectionPool<SmtpSession>({
     maxPerDestination: config.MOAT_MAX_CONNECTIONS_PER_DESTINATION,
     idleMs: config.MOAT_SMTP_IDLE_MS,
     resetTimeoutMs: Math.min(config.MOAT_SMTP_GREETING_TIMEOUT_MS, 30_000),
+    shared: sharedLimit,
+    waitMs: Math.min(config.MOAT_DESTINATION_WAIT_MS, policy.handlerTimeoutMs - 120_000),
+    // Long enough for a loaded server to process the FIN of a connection we closed.
+    slotReleaseGraceMs: 250,
   });
   const resolve = createResolver({ mode: config.MOAT_DNS_MODE, servers: config.MOAT_DNS_SERVERS, staticFile: config.MOAT_DNS_STATIC_FILE, timeoutMs: config.MOAT_DNS_TIMEOUT_MS });
   const deliverer = new Deliverer({
@@ -79,6 +97,7 @@ export async function start(config: Config, log: Logger): Promise<RunningSender>
       });
     }
   } catch (err) {
+    await sharedLimit.stop();
     await deliveries.close();
     await deps.close();
     throw err;
@@ -87,7 +106,6 @@ export async function start(config: Config, log: Logger): Promise<RunningSender>
   // sender, and fails over to another pool when none is left. A failed heartbeat (Redis away) only
   // logs: the membership lapses after its TTL, and mail then waits or goes through another pool.
   const membership = new PoolMembership(deps.redis);
-  const senderId = `${hostname()}/${process.pid}/${config.MOAT_SOURCE_IP ?? 'any'}`;
   const beat = () => membership.heartbeat(config.MOAT_POOL, senderId, config.MOAT_POOL_HEARTBEAT_TTL_MS).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'pool heartbeat failed'));
   await beat();
   const heartbeat = setInterval(() => void beat(), Math.max(200, Math.floor(config.MOAT_POOL_HEARTBEAT_TTL_MS / 3)));
@@ -104,6 +122,8 @@ export async function start(config: Config, log: Logger): Promise<RunningSender>
       // twice because of a shutdown), then QUIT the kept connections.
       await deps.broker.drain(config.MOAT_SHUTDOWN_TIMEOUT_MS);
       await connections.close();
+      // Withdraws this sender's wishes; its slots went back as the pool closed its connections.
+      await sharedLimit.stop();
       // Nothing should be queued once the handlers finished; wait anyway, before the pool closes.
       await deliveries.close();
       await deps.close();
