@@ -88,6 +88,8 @@ describe('RetrySchedule', () => {
     await s.destinationDown(dest, 'x', 'refused', t0, () => 10_000);
     const probe = await s.claim({ ...opts, drainPerSecond: 20, now: t0 + 10_000 });
     expect(probe.entries).toHaveLength(1);
+    // One delivery tried before the destination was known down waits for its own retry (+1 h)…
+    await s.add([{ id: 'straggler', destination: dest, dueAt: t0 + 3_600_000 }]);
     expect(await s.destinationUp(dest, t0 + 10_500)).toBe(true);
     expect((await s.health([dest]))[0]!.failures).toBe(0);
     // From an empty bucket at 20/s: ~10 in the next half second, ~20 per second after.
@@ -98,6 +100,10 @@ describe('RetrySchedule', () => {
     // Never more than the bucket (one second's worth) however long the pause.
     const later = await s.claim({ ...opts, drainPerSecond: 20, now: t0 + 20_000 });
     expect(later.entries.length).toBe(20);
+    // …and drains with the rest once the server is back, not an hour later.
+    const rest = [];
+    for (let i = 0; i < 10; i++) rest.push(...(await s.claim({ ...opts, drainPerSecond: 20, now: t0 + 21_000 + i * 1_000 })).entries.map((e) => e.id));
+    expect(rest).toContain('straggler');
   });
 
   it('keeps retry state and forgets it on remove', async () => {

@@ -157,6 +157,15 @@ if not cur or tonumber(cur) > due then redis.call('ZADD', dk, due, dest) end
 return 1
 `;
 
+/** ARGV: prefix, destination, now. Every entry of the destination's queue due later becomes due now. */
+const wakeScript = `
+local qk = ARGV[1] .. '${tag}:q:' .. ARGV[2]
+local now = tonumber(ARGV[3])
+local ids = redis.call('ZRANGEBYSCORE', qk, '(' .. now, '+inf')
+for _, id in ipairs(ids) do redis.call('ZADD', qk, now, id) end
+return #ids
+`;
+
 export class RetrySchedule {
   private readonly prefix: string;
 
@@ -289,6 +298,9 @@ export class RetrySchedule {
     const until = await this.redis.hget(key, 'until');
     if (until === null || Number(until) === 0) return false;
     await this.redis.multi().hset(key, 'failures', 0, 'until', 0, 'probe', 0, 'probeId', '', 'tokens', 0, 'refill', now).hdel(key, 'error').pexpire(key, 86_400_000).zadd(this.destsKey, now, destination).exec();
+    // Deliveries whose own retry time is still ahead (they were tried before the destination was
+    // known down) join the drain now instead of waiting out their back-off: the server is back.
+    await this.redis.eval(wakeScript, 0, this.prefix, destination, String(now));
     return true;
   }
 
