@@ -8,7 +8,7 @@ import PostalMime, { type Address, type Email } from 'postal-mime';
  * milliseconds of base64 decoding per message; SpamAssassin's spamc skips whole messages over
  * 500 KB for the same reason. Viruses are clamd's job, which reads the whole message.
  */
-export const maxSpamBytes = 512 * 1024;
+export const maxSpamBytes = 32 * 1024;
 /** Decoded text beyond this is not tokenized (a 5 MB text part is not more telling than 64 KiB of it). */
 export const maxTextChars = 64 * 1024;
 
