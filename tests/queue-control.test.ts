@@ -43,6 +43,19 @@ async function queued(rcpt: string, status = 'deferred'): Promise<any> {
   }, 15_000);
 }
 
+/**
+ * An action on a deferred delivery. A retry attempt may be under way at that moment (the row is
+ * `sending`, answered 409 "act once the attempt has finished", as documented): try again then.
+ */
+async function actOnWaiting(id: string, action: 'hold' | 'purge', body?: unknown): Promise<{ status: number; body: any }> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const res = await api.request('POST', `/api/v1/queue/${id}/${action}`, body);
+    if (res.status !== 409 || !String(res.body?.detail ?? '').includes('being sent') || Date.now() > deadline) return res;
+    await sleep(200);
+  }
+}
+
 async function audit(action: string, target: string): Promise<number> {
   const db = new pg.Client({ connectionString: t.env.MOAT_DATABASE_URL });
   await db.connect();
@@ -96,7 +109,7 @@ describe('queue control', () => {
     expect(item.lastError).toContain('4.3.2 maintenance');
     expect(item.destination).toBe(`127.0.0.1:${customer.port}/10`);
 
-    const held = await api.request('POST', `/api/v1/queue/${item.id}/hold`);
+    const held = await actOnWaiting(item.id, 'hold');
     expect(held.status).toBe(200);
     expect(held.body).toMatchObject({ status: 'held', heldBy: 'operator' });
     // Retry now applies to deferred deliveries only.
@@ -152,7 +165,7 @@ describe('queue control', () => {
     down = true;
     const rcpt = `purge${uniq()}@${domain}`;
     const item = await queued(rcpt);
-    const purged = await api.request('POST', `/api/v1/queue/${item.id}/purge`, { bounce: false });
+    const purged = await actOnWaiting(item.id, 'purge', { bounce: false });
     expect(purged.status).toBe(200);
     expect(purged.body).toMatchObject({ status: 'done', rcpts: [rcpt] });
     down = false;
@@ -172,7 +185,7 @@ describe('queue control', () => {
     down = true;
     const rcpt = `bounce${uniq()}@${domain}`;
     const item = await queued(rcpt);
-    const purged = await api.request('POST', `/api/v1/queue/${item.id}/purge`, { bounce: true });
+    const purged = await actOnWaiting(item.id, 'purge', { bounce: true });
     expect(purged.status).toBe(200);
     await eventually(() => {
       const dsn = senderMx.transactions.find((tx) => tx.mailFrom === '' && tx.rcptTo.includes(item.mailFrom));
