@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@moat/runtime';
 import * as gateway from '@moat/gateway';
-import { CustomerServer, createTestEnv, eicar, eicarSignature, eventually, sendSmtp, silentLog, startClamd, testPool, type TestClamd, type TestEnv } from '@moat/testkit';
+import { CustomerServer, createTestEnv, eicar, eicarSignature, eventually, makeMessageWithAttachment, sendSmtp, silentLog, startClamd, testPool, type TestClamd, type TestEnv } from '@moat/testkit';
 import { startStack, type Stack } from './support/stack.js';
 import { ApiClient } from './support/api.js';
 
@@ -30,31 +30,14 @@ let otherTenant: ApiClient;
 let adminToken: string;
 
 function infected(to: string, subject: string): Buffer {
-  const b64 = eicar.toString('base64');
-  return Buffer.from(
-    [
-      'From: <alice@sender.example>',
-      `To: <${to}>`,
-      `Subject: ${subject}`,
-      `Message-ID: <${uniq()}@sender.example>`,
-      'Date: Sat, 28 Nov 2026 10:00:00 +0000',
-      'MIME-Version: 1.0',
-      'Content-Type: multipart/mixed; boundary="part"',
-      '',
-      '--part',
-      'Content-Type: text/html; charset=utf-8',
-      '',
-      '<p>Please <b>open</b> the invoice.</p><img src="http://tracker.example/pixel.gif"><script>alert(1)</script>',
-      '--part',
-      'Content-Type: application/octet-stream; name="invoice.com"',
-      'Content-Transfer-Encoding: base64',
-      'Content-Disposition: attachment; filename="invoice.com"',
-      '',
-      b64,
-      '--part--',
-      '',
-    ].join('\r\n'),
-  );
+  return makeMessageWithAttachment({
+    from: 'alice@sender.example',
+    to: [to],
+    subject,
+    bodyType: 'text/html',
+    body: '<p>Please <b>open</b> the invoice.</p><img src="http://tracker.example/pixel.gif"><script>alert(1)</script>',
+    attachment: { name: 'invoice.com', content: eicar },
+  });
 }
 
 const messageIdOf = (response: string) => /queued as ([0-9a-f-]{36})/.exec(response)![1]!;

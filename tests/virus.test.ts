@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CustomerServer, createTestEnv, eicar, eicarSignature, eventually, sendSmtp, startClamd, TcpProxy, type TestClamd, type TestEnv } from '@moat/testkit';
+import { CustomerServer, createTestEnv, eicar, eicarSignature, eventually, makeMessageWithAttachment, sendSmtp, startClamd, TcpProxy, type TestClamd, type TestEnv } from '@moat/testkit';
 import { startStack, type Stack } from './support/stack.js';
 import { ApiClient } from './support/api.js';
 
@@ -20,31 +20,7 @@ let domain: string;
 let tenantId: string;
 
 function message(from: string, to: string, attachment: { name: string; content: Buffer }): Buffer {
-  const b64 = attachment.content.toString('base64').replace(/.{76}/g, '$&\r\n');
-  return Buffer.from(
-    [
-      `From: <${from}>`,
-      `To: <${to}>`,
-      `Subject: documents ${uniq()}`,
-      `Message-ID: <${uniq()}@sender.example>`,
-      'Date: Sat, 28 Nov 2026 10:00:00 +0000',
-      'MIME-Version: 1.0',
-      'Content-Type: multipart/mixed; boundary="part"',
-      '',
-      '--part',
-      'Content-Type: text/plain; charset=utf-8',
-      '',
-      'Please find the file attached.',
-      '--part',
-      `Content-Type: application/octet-stream; name="${attachment.name}"`,
-      'Content-Transfer-Encoding: base64',
-      `Content-Disposition: attachment; filename="${attachment.name}"`,
-      '',
-      b64,
-      '--part--',
-      '',
-    ].join('\r\n'),
-  );
+  return makeMessageWithAttachment({ from, to: [to], subject: `documents ${uniq()}`, attachment });
 }
 
 const messageIdOf = (response: string) => /queued as ([0-9a-f-]{36})/.exec(response)![1]!;

@@ -47,21 +47,8 @@ export interface QuarantineInput {
   preview: SealedPreview | null;
 }
 
-export interface QuarantineEntry {
-  messageId: string;
-  tenantId: string;
-  storeReceivedAt: string;
-  receivedAt: string;
-  direction: Direction;
-  mailFrom: string;
-  rcpts: string[];
-  fromHeader: string | null;
-  toHeader: string | null;
-  subject: string | null;
-  size: number;
-  category: QuarantineCategory;
-  reasons: string[];
-  score: number;
+/** A quarantined message as listed: what was recorded (without payload and preview) and its state. */
+export interface QuarantineEntry extends Omit<QuarantineInput, 'retentionDays' | 'payload' | 'preview'> {
   quarantinedAt: string;
   expiresAt: string;
   state: QuarantineState;

@@ -86,3 +86,41 @@ export function makeMessage(opts: { from: string; to: string[]; subject?: string
   ];
   return Buffer.from(lines.join('\r\n'));
 }
+
+/**
+ * A multipart/mixed message with one text part (text/plain unless `bodyType` says otherwise) and
+ * one base64 attachment, as mail clients send it: what virus and quarantine tests need.
+ */
+export function makeMessageWithAttachment(opts: {
+  from: string;
+  to: string[];
+  subject?: string;
+  body?: string;
+  bodyType?: string;
+  attachment: { name: string; content: Buffer };
+}): Buffer {
+  const b64 = opts.attachment.content.toString('base64').replace(/.{76}/g, '$&\r\n');
+  const lines = [
+    `From: <${opts.from}>`,
+    `To: ${opts.to.map((t) => `<${t}>`).join(', ')}`,
+    `Subject: ${opts.subject ?? 'test message'}`,
+    `Date: ${new Date().toUTCString()}`,
+    `Message-ID: <${Date.now()}.${Math.random().toString(36).slice(2)}@client.test>`,
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary="part"',
+    '',
+    '--part',
+    `Content-Type: ${opts.bodyType ?? 'text/plain'}; charset=utf-8`,
+    '',
+    opts.body ?? 'Please find the file attached.',
+    '--part',
+    `Content-Type: application/octet-stream; name="${opts.attachment.name}"`,
+    'Content-Transfer-Encoding: base64',
+    `Content-Disposition: attachment; filename="${opts.attachment.name}"`,
+    '',
+    b64,
+    '--part--',
+    '',
+  ];
+  return Buffer.from(lines.join('\r\n'));
+}

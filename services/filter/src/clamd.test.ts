@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eicar, eicarSignature, startClamd, type TestClamd } from '@moat/testkit';
+import { eicar, eicarSignature, makeMessageWithAttachment, startClamd, type TestClamd } from '@moat/testkit';
 import { ClamdUnavailable, parseClamdReply, scanWithClamd } from './clamd.js';
 
 describe('parseClamdReply', () => {
@@ -11,32 +11,7 @@ describe('parseClamdReply', () => {
   });
 });
 
-/** A message with an attachment, base64-encoded as mail clients send it. */
-function withAttachment(content: Buffer, name: string): Buffer {
-  const b64 = content.toString('base64').replace(/.{76}/g, '$&\r\n');
-  return Buffer.from(
-    [
-      'From: <a@sender.example>',
-      'To: <b@rcpt.example>',
-      'Subject: invoice',
-      'MIME-Version: 1.0',
-      'Content-Type: multipart/mixed; boundary="b1"',
-      '',
-      '--b1',
-      'Content-Type: text/plain',
-      '',
-      'see attached',
-      '--b1',
-      `Content-Type: application/octet-stream; name="${name}"`,
-      'Content-Transfer-Encoding: base64',
-      `Content-Disposition: attachment; filename="${name}"`,
-      '',
-      b64,
-      '--b1--',
-      '',
-    ].join('\r\n'),
-  );
-}
+const withAttachment = (content: Buffer, name: string) => makeMessageWithAttachment({ from: 'a@sender.example', to: ['b@rcpt.example'], subject: 'invoice', body: 'see attached', attachment: { name, content } });
 
 describe('scanWithClamd against a real clamd', () => {
   let clamd: TestClamd;
