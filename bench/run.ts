@@ -27,6 +27,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import net from 'node:net';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -38,6 +39,7 @@ import { Sink } from './sink.js';
 import { runLoad, type Sent } from './load.js';
 import { childProcesses, childrenByCommand, percentile, pidsOf, ProcessGroupMeter } from './procs.js';
 import { ensurePostfixInstalled, PostfixInstance } from './postfix.js';
+import { defaultCorpusDirs, runFilterBench } from './filter.js';
 import { compare, formatComparison, targets, type ComparedRun, type SystemName } from './compare.js';
 
 const { values: args } = parseArgs({
@@ -52,6 +54,11 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '30' },
     backlog: { type: 'boolean', default: false },
+    filter: { type: 'boolean', default: false },
+    corpus: { type: 'string', multiple: true },
+    'filter-messages': { type: 'string', default: '3000' },
+    'filter-passes': { type: 'string', default: '2' },
+    'no-clamd': { type: 'boolean', default: false },
     senders: { type: 'string', default: '2' },
     limit: { type: 'string', default: '10' },
     'retry-base-ms': { type: 'string', default: '30000' },
@@ -760,7 +767,23 @@ async function backlog(): Promise<void> {
   if (failed) process.exitCode = 1;
 }
 
-(args.backlog ? backlog() : args['vs-postfix'] ? vsPostfix() : moatOnly()).catch((err) => {
+/** The filter's checks over real messages, in-process (bench/filter.ts). */
+async function filterChecks(): Promise<void> {
+  const root = process.cwd();
+  const result = await runFilterBench(
+    {
+      dirs: args.corpus?.length ? args.corpus.map((d) => resolve(d)) : defaultCorpusDirs(root),
+      limit: Number(args['filter-messages']),
+      passes: Number(args['filter-passes']),
+      clamd: !args['no-clamd'],
+    },
+    (line) => console.log(line),
+  );
+  mkdirSync('bench/results', { recursive: true });
+  writeFileSync('bench/results/filter-latest.json', JSON.stringify({ at: new Date().toISOString(), machine: machineLine(), ...result }, null, 2));
+}
+
+(args.filter ? filterChecks() : args.backlog ? backlog() : args['vs-postfix'] ? vsPostfix() : moatOnly()).catch((err) => {
   console.error(err);
   process.exit(1);
 });
