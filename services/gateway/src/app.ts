@@ -24,6 +24,8 @@ import { poolRoutes } from './routes/pools.js';
 import { quarantineRoutes } from './routes/quarantine.js';
 import { subnetCheckRoutes } from './routes/subnet-checks.js';
 import { tenantRoutes } from './routes/tenants.js';
+import { meRoutes } from './routes/me.js';
+import { mountConsole } from './console.js';
 import { z } from 'zod';
 
 export interface AppDeps {
@@ -43,6 +45,7 @@ export interface AppDeps {
 /** Every /api/v1 route, in the order the OpenAPI document lists them. */
 export function apiRoutes(deps: Pick<AppDeps, 'repos' | 'broker' | 'subnetChecks' | 'previewKeyring'>): RouteDef[] {
   const routes: RouteDef[] = [
+    ...meRoutes(deps.repos),
     ...tenantRoutes(deps.repos),
     ...domainRoutes(deps.repos),
     ...dkimKeyRoutes(deps.repos),
@@ -98,6 +101,8 @@ export function createApp(deps: AppDeps): Express {
   app.get(['/livez', '/readyz'], async (req: Request, res: Response) => {
     await deps.health.handle(req, res);
   });
+  // The console's static files carry their own, stricter Content-Security-Policy.
+  mountConsole(app);
   app.use(helmet());
   app.use(express.json({ limit: deps.bodyLimitBytes ?? 100 * 1024, type: ['application/json', 'application/*+json'], strict: true }));
   const router = express.Router();

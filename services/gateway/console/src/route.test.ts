@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { listQuery, messageHref, parsePlace, quarantineHref } from './route.js';
+
+const id = '0f8fad5b-d9cb-469f-a165-70867728950e';
+
+describe('console places', () => {
+  it('when the fragment names the quarantine with filters, then they are read back, unknown values falling back to defaults', () => {
+    expect(parsePlace(`#/quarantine?tenant=${id}&rcpt=%20a@b.example%20&category=spam&state=released&q=win`)).toEqual({
+      view: 'quarantine',
+      filters: { tenant: id, rcpt: 'a@b.example', category: 'spam', state: 'released', q: 'win' },
+    });
+    expect(parsePlace('#/quarantine?tenant=nope&category=evil&state=gone')).toEqual({ view: 'quarantine', filters: { tenant: null, rcpt: '', category: '', state: 'quarantined', q: '' } });
+  });
+
+  it('when the fragment names a message, then only a UUID is taken; anything else is the sign-in page', () => {
+    expect(parsePlace(`#/quarantine/${id}?tenant=${id}`)).toMatchObject({ view: 'message', messageId: id, filters: { tenant: id } });
+    expect(parsePlace('#/quarantine/../../api/v1/tenants')).toEqual({ view: 'signin' });
+    expect(parsePlace('')).toEqual({ view: 'signin' });
+    expect(parsePlace('#/elsewhere')).toEqual({ view: 'signin' });
+  });
+
+  it('when links are built, then they round-trip through parsePlace and leave empty filters out', () => {
+    const filters = { tenant: id, rcpt: 'x+y@z.example', category: 'policy', state: 'quarantined', q: 'a&b=c' };
+    expect(quarantineHref({ tenant: id, rcpt: '' })).toBe(`#/quarantine?tenant=${id}`);
+    expect(parsePlace(quarantineHref(filters))).toEqual({ view: 'quarantine', filters });
+    expect(parsePlace(messageHref(id, filters))).toEqual({ view: 'message', messageId: id, filters });
+  });
+
+  it('when the list is asked for, then the API query carries the filters, the page size and the cursor', () => {
+    const q = new URLSearchParams(listQuery({ tenant: id, rcpt: 'a@b.example', category: '', state: 'quarantined', q: 'x y' }, 'CURSOR', 25));
+    expect(Object.fromEntries(q)).toEqual({ rcpt: 'a@b.example', state: 'quarantined', q: 'x y', limit: '25', before: 'CURSOR' });
+  });
+});
