@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { combine, defaultSpamThresholds, statusFor } from './classify.js';
 import { emptyCounts, learn } from './bayes.js';
-import { loadModel, parseModel, serializeModel, tunedBayesParams } from './model.js';
+import { readFileSync } from 'node:fs';
+import { defaultModelPath, loadModel, parseModel, serializeModel, tunedBayesParams } from './model.js';
 import { gtube } from './rules.js';
 import { SpamCheck } from './spam-check.js';
 
@@ -56,6 +57,33 @@ describe('spam model file', () => {
     expect([...parsed.counts.tokens.keys()]).toEqual(['a', 'b', 'c', 'subject:"quoted"']);
     expect(parsed.params).toEqual(tunedBayesParams);
     expect(serializeModel(parsed.counts, parsed.params)).toBe(text);
+  });
+
+  it('when a model is read line by line, then it holds exactly what JSON.parse reads, also for tokens with colons, brackets, quotes and newlines', () => {
+    const counts = emptyCounts();
+    learn(counts, ['a:[1', 'x":[2,3]', 'line\nbreak', '日本', 'url:example.com'], true);
+    learn(counts, ['a:[1', 'plain'], false);
+    const text = serializeModel(counts, tunedBayesParams);
+    const viaJson = Object.entries((JSON.parse(text) as { tokens: Record<string, [number, number]> }).tokens);
+    const parsed = parseModel(text, 'test');
+    expect([...parsed.counts.tokens].map(([k, v]) => [k, [Math.floor(v / 2 ** 26), v % 2 ** 26]])).toEqual(viaJson);
+    // The shipped model, too.
+    const shipped = loadModel();
+    const shippedJson = JSON.parse(readFileSync(defaultModelPath, 'utf8')) as { tokens: Record<string, [number, number]> };
+    expect(shipped.counts.tokens.size).toBe(Object.keys(shippedJson.tokens).length);
+  });
+
+  it('when a model file is valid JSON in another layout (hand-edited, pretty-printed), then it is read as JSON', () => {
+    const counts = emptyCounts();
+    learn(counts, ['a', 'b'], true);
+    learn(counts, ['b'], false);
+    const pretty = JSON.stringify(JSON.parse(serializeModel(counts, tunedBayesParams)), null, 2);
+    const parsed = parseModel(pretty, 'pretty.json');
+    expect(parsed.counts.nSpam).toBe(1);
+    expect([...parsed.counts.tokens.keys()].sort()).toEqual(['a', 'b']);
+    // A broken token line in the serialised layout is not half-read: the whole file is read as JSON (and fails as such).
+    const broken = serializeModel(counts, tunedBayesParams).replace('"a":[1,0]', '"a":[1,zero]');
+    expect(() => parseModel(broken, 'broken.json')).toThrow(/broken.json is not JSON/);
   });
 
   it('when a model file is of another tokenizer version or not JSON, then loading fails with a clear message', () => {

@@ -53,12 +53,51 @@ export function serializeModel(counts: TokenCounts, params: BayesParams): string
   return `${head.slice(0, -1)},"tokens":{\n${lines.join(',\n')}\n}}\n`;
 }
 
-export function parseModel(text: string, source: string): SpamModel {
-  let file: ModelFile;
+const tokensOpening = ',"tokens":{\n';
+
+type ModelHeader = Omit<ModelFile, 'tokens'>;
+
+/**
+ * The file as serializeModel writes it (a header, then one `"token":[spam,ham]` per line), read
+ * line by line into `tokens`: JSON.parse of the whole file would first build a 59,000-key object,
+ * a transient heap (≈30 MiB) that stays in the filter's RSS for good. Null when the text is not
+ * in that layout (a hand-edited model): the caller reads it as plain JSON.
+ */
+function readSerializedModel(text: string, tokens: Map<string, number>): ModelHeader | null {
+  const at = text.indexOf(tokensOpening);
+  const close = text.lastIndexOf('\n}}');
+  if (at <= 0 || close < at || text.slice(close).trim() !== '}}') return null;
   try {
-    file = JSON.parse(text) as ModelFile;
-  } catch (err) {
-    throw new Error(`spam model ${source} is not JSON: ${(err as Error).message}`);
+    const header = JSON.parse(`${text.slice(0, at)}}`) as ModelHeader;
+    const body = text.slice(at + tokensOpening.length, close);
+    for (const line of body.length === 0 ? [] : body.split('\n')) {
+      const entry = line.endsWith(',') ? line.slice(0, -1) : line;
+      const split = entry.lastIndexOf(':[');
+      const counts = split < 0 || !entry.endsWith(']') ? [] : entry.slice(split + 2, -1).split(',');
+      const spam = Number(counts[0]);
+      const ham = Number(counts[1]);
+      if (counts.length !== 2 || !Number.isInteger(spam) || !Number.isInteger(ham) || spam < 0 || ham < 0) throw new Error('not a token line');
+      tokens.set(JSON.parse(entry.slice(0, split)) as string, pack(spam, ham));
+    }
+    return header;
+  } catch {
+    tokens.clear();
+    return null;
+  }
+}
+
+export function parseModel(text: string, source: string): SpamModel {
+  const tokens = new Map<string, number>();
+  let file: ModelHeader | null = readSerializedModel(text, tokens);
+  if (!file) {
+    let whole: ModelFile;
+    try {
+      whole = JSON.parse(text) as ModelFile;
+    } catch (err) {
+      throw new Error(`spam model ${source} is not JSON: ${(err as Error).message}`);
+    }
+    for (const [token, pair] of Object.entries(whole.tokens ?? {})) tokens.set(token, pack(pair[0], pair[1]));
+    file = whole;
   }
   if (file.format !== modelFormat) throw new Error(`spam model ${source} has format ${String(file.format)}, expected ${modelFormat}`);
   if (file.tokenizer !== tokenizerVersion) {
@@ -67,8 +106,6 @@ export function parseModel(text: string, source: string): SpamModel {
   if (!Number.isInteger(file.nSpam) || !Number.isInteger(file.nHam) || file.nSpam < 1 || file.nHam < 1) {
     throw new Error(`spam model ${source} needs at least one spam and one ham message (nSpam ${file.nSpam}, nHam ${file.nHam})`);
   }
-  const tokens = new Map<string, number>();
-  for (const [token, pair] of Object.entries(file.tokens ?? {})) tokens.set(token, pack(pair[0], pair[1]));
   return { counts: { nSpam: file.nSpam, nHam: file.nHam, tokens }, params: { ...defaultBayesParams, ...file.params }, source };
 }
 
