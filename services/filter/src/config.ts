@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { queues } from '@moat/contracts';
 import { baseConfigShape, dnsConfigShape, envInt, masterKeyShape, quarantinePreviewKeyShape } from '@moat/runtime';
+import { defaultMimeLimits } from './mime-structure.js';
 import { defaultSpamThresholds } from './spam/classify.js';
 import { defaultModelPath } from './spam/model.js';
 
@@ -51,6 +52,10 @@ export const configSchema = z
    * the queue's delivery limit, then parks it: visible and replayable).
    */
   MOAT_CLAMD_RETRY_MS: envInt(0, maxCheckTimeoutMs).default(10_000),
+  /** A message whose multiparts (and attached messages) nest deeper than this is quarantined (reason `mime: …`). */
+  MOAT_FILTER_MAX_MIME_DEPTH: envInt(1, 1000).default(defaultMimeLimits.maxDepth),
+  /** A message with more body parts than this is quarantined (reason `mime: …`). */
+  MOAT_FILTER_MAX_MIME_PARTS: envInt(1, 1_000_000).default(defaultMimeLimits.maxParts),
   /** The spam model (`npm run filter:train -- --out FILE`); the shipped default otherwise. */
   MOAT_FILTER_SPAM_MODEL_FILE: z.string().min(1).default(defaultModelPath),
   /** Spam score (10 × Bayes probability + rule weights) at or above which a message is quarantined. */

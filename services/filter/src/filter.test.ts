@@ -95,6 +95,22 @@ describe('MessageFilter', () => {
     expect(p.checks).toContainEqual({ check: 'virus', result: 'fail', reason: 'virus found: Eicar-Test' });
   });
 
+  it('when a message nests its parts deeper than the limit, then it is quarantined with the reason, not crashed on and not delivered', async () => {
+    const open: string[] = [];
+    for (let i = 0; i < 100; i++) open.push(`Content-Type: multipart/mixed; boundary="b${i}"`, '', `--b${i}`);
+    const deep = Buffer.from(['From: <a@example.test>', 'Subject: nest', ...open, 'Content-Type: text/plain', '', 'hello', ''].join('\r\n'));
+    const published: AnyEvent[] = [];
+    await filterWith(async () => deep, async (_k, e) => void published.push(e)).handle(acceptedEvent());
+    const p = published[0]!.payload as MessageFilteredPayload;
+    expect(p.verdict).toBe('quarantine');
+    expect(p.reasons[0]).toBe('mime: parts nested more than 40 levels deep');
+    expect(p.checks).toContainEqual({ check: 'mime', result: 'fail', reason: 'mime: parts nested more than 40 levels deep' });
+    // An ordinary message passes the check.
+    const plain: AnyEvent[] = [];
+    await filterWith(async () => raw, async (_k, e) => void plain.push(e)).handle(acceptedEvent());
+    expect((plain[0]!.payload as MessageFilteredPayload).checks).toContainEqual({ check: 'mime', result: 'pass', reason: '0 parts, nested 0 levels deep' });
+  });
+
   it('when a message is quarantined and a preview key is set, then the event carries its text preview, sealed; a delivered one carries none', async () => {
     const previewKeyring = previewKeyringFromConfig({ MOAT_QUARANTINE_PREVIEW_KEY: randomBytes(32).toString('base64'), MOAT_QUARANTINE_PREVIEW_KEY_ID: 'p1', MOAT_PREVIOUS_QUARANTINE_PREVIEW_KEYS: '' })!;
     const published: AnyEvent[] = [];

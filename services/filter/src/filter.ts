@@ -5,6 +5,7 @@ import { sealPreview, type Keyring, type MessageStore } from '@moat/store';
 import { authenticateMessage, type AuthOutcome } from './auth-checks.js';
 import type { OutboundSigner } from './dkim-signing.js';
 import { extractHeaders, type MessageHeaders } from './headers.js';
+import { mimeStructureCheck, type MimeLimits } from './mime-structure.js';
 import { composePrependHeaders } from './prepend.js';
 import { buildPreview } from './quarantine-preview.js';
 import type { SpamCheck } from './spam/spam-check.js';
@@ -29,6 +30,8 @@ export interface FilterDependencies {
   previewKeyring?: Keyring | null;
   /** The built-in spam classifier, its model loaded once at start. */
   spam: Pick<SpamCheck, 'run'>;
+  /** Deepest MIME nesting and most parts a message may have before it is quarantined (defaults: mime-structure.ts). */
+  mimeLimits?: MimeLimits;
   log: Logger;
 }
 
@@ -114,8 +117,11 @@ export class MessageFilter {
     // scored after authentication (its results are rules of the spam score; outbound mail has
     // none) and quarantined at or above the quarantine score. Tenant policy comes later.
     const spam = await this.deps.spam.run(raw, auth.checks);
-    const verdict: Verdict = virus.signature !== null || spam.verdict === 'quarantine' ? 'quarantine' : 'deliver';
+    // A structure deeper or wider than any parser or scanner reads is not delivered unread.
+    const mime = mimeStructureCheck(raw, this.deps.mimeLimits);
+    const verdict: Verdict = virus.signature !== null || spam.verdict === 'quarantine' || mime.result === 'fail' ? 'quarantine' : 'deliver';
     const reasons: string[] = virus.signature !== null ? [`virus: ${virus.signature}`] : [];
+    if (mime.result === 'fail') reasons.push(mime.reason);
     reasons.push(...spam.reasons);
     if (virus.unavailable) reasons.push('virus scan unavailable: delivered unscanned (policy)');
     let prependHeaders = composePrependHeaders({ accepted: accepted.prependHeaders, authResults: outbound ? null : auth.authResults, verdict, spam: spam.headers });
@@ -136,7 +142,7 @@ export class MessageFilter {
       verdict,
       score: spam.score,
       reasons,
-      checks: [...auth.checks, virus.check, spam.check],
+      checks: [...auth.checks, virus.check, mime, spam.check],
       authResults: auth.authResults,
       headers,
       prependHeaders,

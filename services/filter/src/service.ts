@@ -45,6 +45,7 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
     scannerRetryMs: config.MOAT_CLAMD_RETRY_MS,
     previewKeyring,
     spam,
+    mimeLimits: { maxDepth: config.MOAT_FILTER_MAX_MIME_DEPTH, maxParts: config.MOAT_FILTER_MAX_MIME_PARTS },
     log,
   });
   try {

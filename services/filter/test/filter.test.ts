@@ -108,8 +108,8 @@ describe('filter', () => {
     expect(p.authResults.startsWith(`${authservId}; `)).toBe(true);
     expect(p.authResults).toContain('dkim=none');
     expect(p.authResults).toMatch(/spf=none .*smtp\.mailfrom=carol@unsigned\.test/);
-    expect(p.checks.map((c) => c.check)).toEqual(['dkim', 'spf', 'arc', 'dmarc', 'virus', 'spam']);
-    expect(p.checks[5]).toMatchObject({ check: 'spam', result: 'pass' });
+    expect(p.checks.map((c) => c.check)).toEqual(['dkim', 'spf', 'arc', 'dmarc', 'virus', 'mime', 'spam']);
+    expect(p.checks[6]).toMatchObject({ check: 'spam', result: 'pass' });
     expect(p.headers).toEqual({ from: '<carol@unsigned.test>', to: '<bob@customer.test>', subject: 'Grüße from Carol', date: expect.any(String), messageIdHeader: '<c1@unsigned.test>' });
     // Ingress's Received stays first and byte for byte; our fields follow, folded, CRLF-terminated.
     expect(p.prependHeaders.startsWith(ingressReceived)).toBe(true);
@@ -133,7 +133,7 @@ describe('filter', () => {
     expect(p.authResults).toContain('dkim=pass header.i=@signed.test header.s=sel1');
     expect(p.authResults).toMatch(/spf=pass \(mx\.moat\.test: domain of alice@signed\.test designates 127\.0\.0\.1 as permitted sender\)/);
     expect(p.authResults).toContain('dmarc=pass');
-    expect(Object.fromEntries(p.checks.map((c) => [c.check, c.result]))).toEqual({ dkim: 'pass', spf: 'pass', arc: 'none', dmarc: 'pass', virus: 'skip', spam: 'pass' });
+    expect(Object.fromEntries(p.checks.map((c) => [c.check, c.result]))).toEqual({ dkim: 'pass', spf: 'pass', arc: 'none', dmarc: 'pass', virus: 'skip', mime: 'pass', spam: 'pass' });
   });
 
   it('when a message carries GTUBE, then the verdict is quarantine with the spam check failed, the score and the reason', async () => {
