@@ -166,6 +166,17 @@ export class DigestRepository {
     return res.rows.map((r) => ({ digestId: r.digest_id, createdAt: r.created_at, payload: r.payload }));
   }
 
+  /**
+   * Forgets what can no longer matter: published digests and link uses older than `before`. The
+   * caller passes a time beyond the longest link lifetime, so no link that still verifies loses
+   * its record of being used.
+   */
+  async prune(before: Date): Promise<{ runs: number; linkUses: number }> {
+    const runs = await this.pool.query('DELETE FROM digest_runs WHERE published_at IS NOT NULL AND created_at < $1', [before]);
+    const uses = await this.pool.query('DELETE FROM digest_link_uses WHERE claimed_at < $1', [before]);
+    return { runs: runs.rowCount ?? 0, linkUses: uses.rowCount ?? 0 };
+  }
+
   async markPublished(digestId: string): Promise<void> {
     await this.pool.query('UPDATE digest_runs SET published_at = now() WHERE digest_id = $1 AND published_at IS NULL', [digestId]);
   }

@@ -4,7 +4,7 @@ import { isDangerous, newDigestNonce, signDigestLink, type DigestItem, type Dige
 import { composeDigest, digestPayload, type DigestEntry } from './digest-mail.js';
 
 export interface DigestJobOptions {
-  digests: Pick<DigestRepository, 'mailboxesWithNews' | 'withMailbox' | 'unpublished' | 'markPublished'>;
+  digests: Pick<DigestRepository, 'mailboxesWithNews' | 'withMailbox' | 'unpublished' | 'markPublished' | 'prune'>;
   store: Pick<MessageStore, 'putWithin'>;
   broker: Pick<Broker, 'publish' | 'envelope'>;
   /** MOAT_DIGEST_INTERVAL_MS: the period; cut-offs fall on its multiples (UTC epoch). */
@@ -94,6 +94,9 @@ export class DigestJob {
       }
     }
     if (sent > 0 || republished > 0) this.opts.log.info({ cutoff: cutoff.toISOString(), sent, republished }, 'quarantine digests sent');
+    // The longest lifetime a link can have been given (MOAT_DIGEST_LINK_TTL_HOURS at most 90
+    // days, whatever it is set to now) and a day more: a used link's record outlives the link.
+    await this.opts.digests.prune(new Date(now.getTime() - 91 * 86_400_000));
     return { sent, republished };
   }
 
