@@ -18,6 +18,8 @@ export interface Stack {
   httpPort: number;
   stopService(name: ServiceName): Promise<void>;
   startService(name: ServiceName): Promise<void>;
+  /** A running service as its start() returned it (its extra handles: ports, the digest job…). */
+  service?(name: ServiceName): Record<string, unknown> | undefined;
   stop(): Promise<void>;
 }
 
@@ -72,6 +74,7 @@ export async function startStack(env: Record<string, string>, overrides: Partial
       await svc?.stop();
     },
     startService,
+    service: (name) => running.get(name),
     async stop() {
       for (const name of [...order].reverse()) {
         const svc = running.get(name);

@@ -81,6 +81,15 @@ export const quarantinePreviewKeyShape = {
     ),
 };
 
+/**
+ * The key that signs quarantine digest release links (HMAC-SHA256): the archive signs, the gateway
+ * verifies. A secret: no default. Whoever holds it can mint a release link for any spam or policy
+ * message, so it goes only to those two services.
+ */
+export const digestLinkKey = z
+  .string()
+  .refine((v) => /^[A-Za-z0-9+/_-]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length >= 32, 'must be at least 32 bytes, base64-encoded (openssl rand -base64 32)');
+
 const secretNames = /KEY|TOKEN|PASSWORD|SECRET/;
 
 export function loadConfig<S extends z.ZodObject>(schema: S, env: Record<string, string | undefined> = process.env): z.infer<S> {

@@ -19,3 +19,6 @@ export * from './smtp-credentials.js';
 export * from './outbound-ips.js';
 export * from './quarantine.js';
 export * from './quarantine-preview.js';
+export * from './digest-link.js';
+export * from './digests.js';
+export * from './digest-text.js';

@@ -1,5 +1,5 @@
 import type { StoreRef } from '@moat/contracts';
-import { MoatError, type Pool } from '@moat/runtime';
+import { MoatError, type Pool, type PoolClient } from '@moat/runtime';
 import { open, seal, type Keyring } from './crypto.js';
 
 export interface StoredMessage {
@@ -45,6 +45,19 @@ export class MessageStore {
    * they are (ON CONFLICT DO NOTHING). All or nothing: a failure stores none of them.
    */
   async putMany(messages: readonly StoredMessage[]): Promise<StoreRef[]> {
+    return this.insert(this.pool, messages);
+  }
+
+  /**
+   * Stores a body inside the caller's transaction, so it commits (or not) with the caller's other
+   * writes: a quarantine digest is stored in the transaction that records it as sent.
+   */
+  async putWithin(client: Pick<PoolClient, 'query'>, msg: StoredMessage): Promise<StoreRef> {
+    const [ref] = await this.insert(client, [msg]);
+    return ref!;
+  }
+
+  private async insert(db: Pick<Pool, 'query'> | Pick<PoolClient, 'query'>, messages: readonly StoredMessage[]): Promise<StoreRef[]> {
     if (messages.length === 0) return [];
     // One VALUES row per message with its own parameters: a Buffer parameter goes to Postgres
     // in binary, as is. (A bytea[] array parameter would travel as one text literal of hex
@@ -59,7 +72,7 @@ export class MessageStore {
       values.push(msg.id, msg.receivedAt.toISOString(), msg.tenantId, msg.raw.length, msg.sha256, sealed.keyId, sealed.wrappedKey, sealed.iv, sealed.tag, sealed.ciphertext);
     }
     try {
-      await this.pool.query(
+      await (db as Pick<Pool, 'query'>).query(
         `INSERT INTO messages (id, received_at, tenant_id, size, sha256, key_id, wrapped_key, iv, tag, body)
          VALUES ${rows.join(', ')}
          ON CONFLICT DO NOTHING`,

@@ -4,3 +4,5 @@ export { Archiver, archiveEntryFor, quarantineEntryFor, type ArchiverDependencie
 export { quarantineCategory } from './quarantine-category.js';
 export { startQuarantineSweeper } from './quarantine-sweeper.js';
 export { createArchiveWriter, type ArchiveWriter } from './archive-writer.js';
+export { DigestJob, digestCutoff, digestEntryFor, digestIdFor, startDigestJob, type DigestRunSummary } from './digests.js';
+export { composeDigest, digestPayload, type DigestEntry, type DigestMailInput } from './digest-mail.js';

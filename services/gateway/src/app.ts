@@ -26,6 +26,7 @@ import { subnetCheckRoutes } from './routes/subnet-checks.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { meRoutes } from './routes/me.js';
 import { mountConsole } from './console.js';
+import { mountDigestLinks } from './digest-links.js';
 import { z } from 'zod';
 
 export interface AppDeps {
@@ -37,6 +38,8 @@ export interface AppDeps {
   health: Pick<HealthServer, 'handle'>;
   /** Opens quarantine previews (MOAT_QUARANTINE_PREVIEW_KEY); null or absent: previews are not shown. */
   previewKeyring?: Keyring | null;
+  /** Verifies quarantine digest release links (MOAT_DIGEST_LINK_KEY); null or absent: those pages answer 404. */
+  digestLinkKey?: Buffer | null;
   log: Logger;
   /** Largest JSON body accepted (default 100 KiB). */
   bodyLimitBytes?: number;
@@ -103,6 +106,9 @@ export function createApp(deps: AppDeps): Express {
   });
   // The console's static files carry their own, stricter Content-Security-Policy.
   mountConsole(app);
+  // Digest release links: outside /api/v1 and its bearer authentication (the signed link is the
+  // credential), with their own headers and Content-Security-Policy.
+  mountDigestLinks(app, { key: deps.digestLinkKey ?? null, quarantine: deps.repos.quarantine, links: deps.repos.digestLinks, audit: deps.repos.audit, broker: deps.broker, log: deps.log });
   app.use(helmet());
   app.use(express.json({ limit: deps.bodyLimitBytes ?? 100 * 1024, type: ['application/json', 'application/*+json'], strict: true }));
   const router = express.Router();

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseConfigShape, envInt, quarantinePreviewKeyShape } from '@moat/runtime';
+import { baseConfigShape, digestLinkKey, envInt, quarantinePreviewKeyShape } from '@moat/runtime';
 
 export const configSchema = z.object({
   ...baseConfigShape,
@@ -19,5 +19,13 @@ export const configSchema = z.object({
   MOAT_SUBNET_CHECK_RATE_WINDOW_MS: envInt(1_000, 86_400_000).default(3_600_000),
   /** Subnet checks older than this are deleted. */
   MOAT_SUBNET_CHECK_RETENTION_DAYS: envInt(1, 3_650).default(30),
+  /** Verifies quarantine digest release links (/digest/release/…); unset: those pages answer 404. A secret: no default. */
+  MOAT_DIGEST_LINK_KEY: digestLinkKey.optional(),
+  /** Read only to tell that digests are on (the archive sends them): the link key is then required here too. */
+  MOAT_DIGEST_INTERVAL_MS: envInt(60_000, 30 * 86_400_000).optional(),
+}).superRefine((c, ctx) => {
+  if (c.MOAT_DIGEST_INTERVAL_MS !== undefined && c.MOAT_DIGEST_LINK_KEY === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['MOAT_DIGEST_LINK_KEY'], message: 'required when MOAT_DIGEST_INTERVAL_MS is set (quarantine digests are on): their release links are verified here' });
+  }
 });
 export type Config = z.infer<typeof configSchema>;

@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { routingKeys } from '@moat/contracts';
 import type { Broker } from '@moat/runtime';
-import { isDangerous, openPreview, type Keyring, type QuarantineEntry, type QuarantinePreview, type QuarantineRecord, type QuarantineTransition } from '@moat/store';
+import { isDangerous, openPreview, type Keyring, type QuarantineEntry, type QuarantinePreview, type QuarantineRecord } from '@moat/store';
 import { isUuid, type Access } from '../access.js';
 import { conflict, forbidden, notFound } from '../problem.js';
-import { deletionEventId, releasedPayload, releaseEventId } from '../quarantine-release.js';
+import { deletionEventId, releaseFromQuarantine, settled } from '../quarantine-release.js';
 import type { GatewayRepositories } from '../repositories.js';
 import { defineRoute, type RouteDef } from '../route.js';
 import { NotSpamRequest, NotSpamResult, QuarantineAction, QuarantineDetail, QuarantineList, QuarantineQuery } from '../schemas.js';
@@ -71,39 +71,9 @@ export function quarantineRoutes(repos: GatewayRepositories, broker: Pick<Broker
     }
   }
 
-  /**
-   * Moves the message to released (once, whatever the concurrency) and publishes its release.
-   * A message already released is published again with the same event id and payload: harmless
-   * (delivered once), and it finishes a release whose publish was lost (the state changed, then
-   * the broker failed), so retrying a failed request is always the right thing to do.
-   */
   async function release(access: Access, record: QuarantineRecord): Promise<{ entry: QuarantineRecord; alreadyDone: boolean }> {
     requireReleasable(access, record);
-    const t = await repos.quarantine.release(record.messageId, access.actor);
-    const entry = settled(record.messageId, t, 'released');
-    if (!entry.payload) throw conflict(`message ${record.messageId} has nothing left to release`);
-    const at = entry.stateChangedAt ?? new Date().toISOString();
-    const payload = releasedPayload(entry.payload, entry.stateChangedBy ?? access.actor, at);
-    // The same envelope every time, its time included: tracking orders a recipient's statuses by
-    // event time, so a release re-published after the delivery (a late second click) must not
-    // carry a later time that would put `released` back over `delivered`.
-    const event = { ...broker.envelope('message.filtered', payload, releaseEventId(record.messageId)), occurredAt: at };
-    await broker.publish(routingKeys.messageFiltered, event);
-    const alreadyDone = t!.outcome === 'unchanged';
-    await repos.audit.record({ actor: access.actor, action: 'quarantine.release', target: record.messageId, detail: { tenantId: record.tenantId, category: record.category, alreadyDone } });
-    return { entry, alreadyDone };
-  }
-
-  function settled(messageId: string, t: QuarantineTransition | null, action: 'released' | 'deleted'): QuarantineRecord {
-    if (!t) throw notFound(`quarantined message ${messageId} not found`);
-    if (t.outcome === 'refused') {
-      throw conflict(
-        t.entry.state === 'released'
-          ? `message ${messageId} was released by ${t.entry.stateChangedBy ?? 'someone'}: it cannot be ${action} any more`
-          : `message ${messageId} was ${t.entry.state}${t.entry.stateChangedBy ? ` by ${t.entry.stateChangedBy}` : ''}: it cannot be ${action}`,
-      );
-    }
-    return t.entry;
+    return releaseFromQuarantine({ quarantine: repos.quarantine, audit: repos.audit, broker }, record, access.actor);
   }
 
   return [
