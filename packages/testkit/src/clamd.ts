@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
 
 /**
  * The EICAR anti-virus test file (https://www.eicar.org): harmless, and detected by every
@@ -89,17 +90,6 @@ function ping(port: number): Promise<boolean> {
     socket.on('data', (c) => {
       reply += c.toString('latin1');
       if (reply.includes('\0')) done(reply.startsWith('PONG'));
-    });
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
     });
   });
 }

@@ -1,0 +1,13 @@
+import net from 'node:net';
+
+/** A loopback port that was free a moment ago (for a server the test starts that cannot bind port 0 itself). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
