@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import { createBatchedBodyReader } from './body-reader.js';
 import { OutboundSigner } from './dkim-signing.js';
 import { scanWithClamd } from './clamd.js';
+import { spamScannersFromConfig } from './spam-scanners-config.js';
 import { MessageFilter } from './filter.js';
 import { loadModel } from './spam/model.js';
 import { SpamCheck } from './spam/spam-check.js';
@@ -45,6 +46,7 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
     scannerRetryMs: config.MOAT_CLAMD_RETRY_MS,
     previewKeyring,
     spam,
+    spamScanners: spamScannersFromConfig(config),
     mimeLimits: { maxDepth: config.MOAT_FILTER_MAX_MIME_DEPTH, maxParts: config.MOAT_FILTER_MAX_MIME_PARTS },
     log,
   });
