@@ -8,3 +8,4 @@ export * from './stack-env.js';
 export * from './clamd.js';
 export * from './event-tap.js';
 export * from './rspamd.js';
+export * from './spamd.js';

@@ -163,7 +163,7 @@ describe('MessageFilter', () => {
       const event = acceptedEvent();
       await filterWith(async () => raw, async (_k, e) => void published.push(e), { spamScanners }).handle(event);
       const p = published[0]!.payload as MessageFilteredPayload;
-      expect(asked).toEqual([{ ip: '127.0.0.1', helo: 'client.test', mailFrom: 'a@example.test', rcptTo: ['b@customer.test'], queueId: p.messageId, hostname: null }]);
+      expect(asked).toEqual([{ ip: '127.0.0.1', helo: 'client.test', mailFrom: 'a@example.test', rcptTo: ['b@customer.test'], queueId: p.messageId, hostname: null, received: 'Received: by mx; Mon, 1 Jan 2024 00:00:00 +0000\r\n' }]);
       expect(p.verdict).toBe('quarantine');
       expect(p.checks).toContainEqual({ check: 'rspamd', result: 'fail', reason: 'reject: score 15 (rspamd rejects at 15); GTUBE(0)' });
       expect(p.reasons[0]).toMatch(/^spam: score \d+(\.\d+)? \(builtin=.* rspamd=15\.00x0\.35\(reject\)\)$/);

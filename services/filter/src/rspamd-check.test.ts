@@ -3,7 +3,7 @@ import { RspamdUnavailable, type RspamdResult } from './rspamd.js';
 import { rspamdOutcome, rspamdScanner } from './rspamd-check.js';
 import type { ScanEnvelope } from './spam-scanners.js';
 
-const envelope: ScanEnvelope = { ip: '203.0.113.5', helo: 'mx.sender.example', mailFrom: 'a@sender.example', rcptTo: ['b@customer.example'], queueId: 'm-1', hostname: null };
+const envelope: ScanEnvelope = { ip: '203.0.113.5', helo: 'mx.sender.example', mailFrom: 'a@sender.example', rcptTo: ['b@customer.example'], queueId: 'm-1', hostname: null, received: '' };
 const raw = Buffer.from('Subject: hi\r\n\r\nhello\r\n');
 const result = (action: string, score: number, symbols: RspamdResult['symbols'] = []): RspamdResult => ({ score, requiredScore: 15, action, symbols });
 

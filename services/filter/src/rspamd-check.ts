@@ -1,7 +1,7 @@
 import type { CheckResult } from '@moat/contracts';
 import { RspamdUnavailable, type RspamdEnvelope, type RspamdResult } from './rspamd.js';
-import { retryWithin, type RetryWindow } from './retry-window.js';
-import type { ScannerOutcome, SpamScanner } from './spam-scanners.js';
+import type { RetryWindow } from './retry-window.js';
+import { engineScanner, type ScannerOutcome, type SpamScanner } from './spam-scanners.js';
 
 /** Symbols named in the reason: enough to see why, short enough for the tracking view. */
 const reasonSymbols = 5;
@@ -35,20 +35,7 @@ function formatPoints(n: number): string {
   return String(Math.round(n * 100) / 100);
 }
 
-/**
- * The rspamd check: asks rspamd (retrying an unreachable one within the window), and turns its
- * answer into an outcome. No verdict is an `error` with `unavailable` set, never a pass: the
- * filter applies the scanner-unavailable policy to it.
- */
+/** The rspamd check: rspamd asked through `ask` (checkWithRspamd), its answer as an outcome. */
 export function rspamdScanner(ask: (raw: Buffer, envelope: RspamdEnvelope) => Promise<RspamdResult>, opts: { weight: number; retry: RetryWindow }): SpamScanner {
-  return {
-    async scan(raw, envelope) {
-      try {
-        return rspamdOutcome(await retryWithin(() => ask(raw, envelope), (err) => err instanceof RspamdUnavailable, opts.retry), opts.weight);
-      } catch (err) {
-        const reason = err instanceof RspamdUnavailable ? err.message : `rspamd check failed: ${(err as Error).message}`;
-        return { scanner: 'rspamd', check: { check: 'rspamd', result: 'error', reason }, verdict: null, unavailable: true };
-      }
-    },
-  };
+  return engineScanner({ name: 'rspamd', ask, isUnavailable: (err) => err instanceof RspamdUnavailable, outcome: (result) => rspamdOutcome(result, opts.weight), retry: opts.retry });
 }

@@ -1,4 +1,5 @@
 import type { CheckResult, MessageAcceptedPayload } from '@moat/contracts';
+import { retryWithin, type RetryWindow } from './retry-window.js';
 
 /**
  * External spam engines (rspamd, SpamAssassin's spamd) that judge a message in addition to the
@@ -17,6 +18,8 @@ export interface ScanEnvelope {
   queueId: string;
   /** The client's reverse DNS name, when there was one. */
   hostname: string | null;
+  /** The trace header block Moat prepends on delivery (its Received line: client, HELO, time), CRLF-terminated. */
+  received: string;
 }
 
 /** An engine's verdict, as the combined score uses it. */
@@ -46,8 +49,34 @@ export interface SpamScanner {
 }
 
 /** The envelope of an accepted message, as the engines are told it. */
-export function scanEnvelope(accepted: Pick<MessageAcceptedPayload, 'messageId' | 'mailFrom' | 'rcptTo' | 'client'>): ScanEnvelope {
-  return { ip: accepted.client.ip, helo: accepted.client.helo, mailFrom: accepted.mailFrom, rcptTo: accepted.rcptTo, queueId: accepted.messageId, hostname: accepted.client.ptr };
+export function scanEnvelope(accepted: ScannedMessage): ScanEnvelope {
+  return { ip: accepted.client.ip, helo: accepted.client.helo, mailFrom: accepted.mailFrom, rcptTo: accepted.rcptTo, queueId: accepted.messageId, hostname: accepted.client.ptr, received: accepted.prependHeaders };
+}
+
+type ScannedMessage = Pick<MessageAcceptedPayload, 'messageId' | 'mailFrom' | 'rcptTo' | 'client' | 'prependHeaders'>;
+
+/**
+ * An engine as a scanner: asks it (retrying while `isUnavailable` says it could not answer, within
+ * the window), and turns its answer into an outcome. No verdict is an `error` with `unavailable`
+ * set, never a pass: the filter applies the scanner-unavailable policy to it.
+ */
+export function engineScanner<R>(opts: {
+  name: string;
+  ask: (raw: Buffer, envelope: ScanEnvelope) => Promise<R>;
+  isUnavailable: (err: unknown) => boolean;
+  outcome: (result: R) => ScannerOutcome;
+  retry: RetryWindow;
+}): SpamScanner {
+  return {
+    async scan(raw, envelope) {
+      try {
+        return opts.outcome(await retryWithin(() => opts.ask(raw, envelope), opts.isUnavailable, opts.retry));
+      } catch (err) {
+        const reason = opts.isUnavailable(err) ? (err as Error).message : `${opts.name} check failed: ${(err as Error).message}`;
+        return { scanner: opts.name, check: { check: opts.name, result: 'error', reason }, verdict: null, unavailable: true };
+      }
+    },
+  };
 }
 
 /** The configured engines, asked side by side; none configured: no outcomes (and no check records). */
@@ -58,7 +87,7 @@ export class SpamScanners {
     return this.scanners.length > 0;
   }
 
-  run(raw: Buffer, accepted: Pick<MessageAcceptedPayload, 'messageId' | 'mailFrom' | 'rcptTo' | 'client'>): Promise<ScannerOutcome[]> {
+  run(raw: Buffer, accepted: ScannedMessage): Promise<ScannerOutcome[]> {
     const envelope = scanEnvelope(accepted);
     return Promise.all(this.scanners.map((s) => s.scan(raw, envelope)));
   }

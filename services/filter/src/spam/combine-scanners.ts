@@ -11,7 +11,10 @@ import type { SpamCheckOutcome } from './spam-check.js';
  *
  * The weights put each engine's scale on ours: rspamd rejects at 15 by default, and 15 × 0.35
  * (the default MOAT_RSPAMD_WEIGHT) = 5.25, just over the default quarantine score (5.2); its
- * `add header` at 6 adds 2.1 points, enough to tip an unsure message. A negative engine score
+ * `add header` at 6 adds 2.1 points, enough to tip an unsure message. SpamAssassin calls mail
+ * spam from 5 and its ham often scores 1–3; at 0.5 (MOAT_SPAMD_WEIGHT) its own spam threshold adds
+ * 2.5 points (tips an unsure message, not a clear ham) and GTUBE's 1000 quarantines on its own.
+ * A negative engine score
  * (rspamd's bonuses for authenticated, known-good mail) lowers the total. An engine that gave
  * no verdict adds nothing, and the message says so in X-Moat-Spam-Status (`rspamd=unavailable`):
  * it reaches this point only when the scanner-unavailable policy is `deliver`.
