@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CustomerServer, createTestEnv, eventually, gtube, gtubeAddHeader, makeMessage, sendSmtp, startRspamd, tapEvents, TcpProxy, type EventTap, type TestEnv, type TestRspamd } from '@moat/testkit';
+import { CustomerServer, createTestEnv, eventually, gtube, gtubeAddHeader, startRspamd, tapEvents, TcpProxy, type EventTap, type TestEnv, type TestRspamd } from '@moat/testkit';
 import { startStack, type Stack } from './support/stack.js';
 import { ApiClient } from './support/api.js';
+import { checkNamed, cleanBody, filteredFor, headerOf, sendTo, uniq } from './support/spam-engines.js';
 
 // End to end with a real rspamd (Debian's package, a private offline instance per run): its verdict
 // is one more check in message.filtered and its weighted score is part of X-Moat-Spam-Score; GTUBE
@@ -18,25 +18,12 @@ let rspamdProxy: TcpProxy;
 let tap: EventTap;
 const customer = new CustomerServer();
 const filterOverrides: Record<string, string> = {};
-const uniq = () => randomBytes(4).toString('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let domain: string;
 const weight = 0.35;
 
-const messageIdOf = (response: string) => /queued as ([0-9a-f-]{36})/.exec(response)![1]!;
 const receivedBy = (rcpt: string) => customer.transactions.filter((tx) => tx.rcptTo.includes(rcpt));
-/** A header field of a delivered message, unfolded (folding only inserted CRLF before white space). */
-const headerOf = (data: Buffer, name: string) => new RegExp(`^${name}: (.*(?:\\r\\n[ \\t].*)*)`, 'm').exec(data.toString('utf8'))?.[1]?.replace(/\r\n/g, '') ?? null;
-const filteredFor = (messageId: string) => eventually(() => tap.events.find((e) => e.routingKey === 'message.filtered' && e.event.payload.messageId === messageId)?.event.payload, 30_000);
-const rspamdCheck = (payload: { checks: Array<{ check: string; result: string; reason: string }> }) => payload.checks.find((c) => c.check === 'rspamd');
-
-async function send(rcpt: string, body: string): Promise<string> {
-  const res = await sendSmtp({ port: stack.smtpPort, from: 'alice@sender.example', to: [rcpt], raw: makeMessage({ from: 'alice@sender.example', to: [rcpt], subject: `quarterly figures ${uniq()}`, body }) });
-  expect(res.code).toBe(250);
-  return messageIdOf(res.response);
-}
-
-const cleanBody = 'Hello Bob,\r\n\r\nattached are the minutes of Tuesday\'s meeting about the office move. Let me know if anything is missing before Friday.\r\n\r\nThanks,\r\nAlice';
+const rspamdCheck = (payload: Parameters<typeof checkNamed>[0]) => checkNamed(payload, 'rspamd');
 
 beforeAll(async () => {
   await customer.start();
@@ -63,8 +50,8 @@ afterAll(async () => {
 describe('rspamd', () => {
   it('when a message carries GTUBE, then rspamd rejects it, the rspamd check fails with its action and symbol, and the message is quarantined, never delivered', async () => {
     const rcpt = `gtube${uniq()}@${domain}`;
-    const id = await send(rcpt, `Buy now.\r\n${gtube}`);
-    const filtered = await filteredFor(id);
+    const id = await sendTo(stack, rcpt, `Buy now.\r\n${gtube}`);
+    const filtered = await filteredFor(tap, id);
     expect(filtered.verdict).toBe('quarantine');
     expect(rspamdCheck(filtered)).toEqual({ check: 'rspamd', result: 'fail', reason: expect.stringMatching(/^reject: score 15 \(rspamd rejects at 15\); .*GTUBE/) });
     expect(filtered.reasons[0]).toMatch(/^spam: score .* rspamd=15\.00x0\.35\(reject\)\)$/);
@@ -80,8 +67,8 @@ describe('rspamd', () => {
 
   it('when a clean message passes rspamd, then it is delivered with the combined score in X-Moat-Spam-Score', async () => {
     const rcpt = `clean${uniq()}@${domain}`;
-    const id = await send(rcpt, cleanBody);
-    const filtered = await filteredFor(id);
+    const id = await sendTo(stack, rcpt, cleanBody);
+    const filtered = await filteredFor(tap, id);
     expect(filtered.verdict).toBe('deliver');
     const check = rspamdCheck(filtered)!;
     expect(check.result).toBe('pass');
@@ -99,8 +86,8 @@ describe('rspamd', () => {
 
   it('when rspamd has doubts (its add-header test pattern, unknown to the built-in rules), then its score is added to ours', async () => {
     const rcpt = `doubt${uniq()}@${domain}`;
-    const id = await send(rcpt, `${cleanBody}\r\n${gtubeAddHeader}`);
-    const filtered = await filteredFor(id);
+    const id = await sendTo(stack, rcpt, `${cleanBody}\r\n${gtubeAddHeader}`);
+    const filtered = await filteredFor(tap, id);
     expect(rspamdCheck(filtered)).toMatchObject({ result: 'neutral', reason: expect.stringMatching(/^add header: score 6 /) });
     // Delivered or quarantined depending on what the built-in classifier makes of it: its part is in the header or the reason.
     const basis = filtered.verdict === 'deliver' ? headerOf((await eventually(() => receivedBy(rcpt)[0], 20_000)).data, 'X-Moat-Spam-Status')! : (filtered.reasons[0] as string);
@@ -111,13 +98,13 @@ describe('rspamd', () => {
   it('when rspamd is down and the policy is retry, then the message waits and is delivered, scored by rspamd, once it is back', async () => {
     rspamdProxy.cut();
     const rcpt = `wait${uniq()}@${domain}`;
-    const id = await send(rcpt, cleanBody);
+    const id = await sendTo(stack, rcpt, cleanBody);
     await sleep(5_000);
     expect(receivedBy(rcpt)).toHaveLength(0);
     expect(tap.events.some((e) => e.event.payload.messageId === id)).toBe(false);
     rspamdProxy.restore();
     await eventually(() => expect(receivedBy(rcpt)).toHaveLength(1), 45_000);
-    const filtered = await filteredFor(id);
+    const filtered = await filteredFor(tap, id);
     expect(rspamdCheck(filtered)!.result).toBe('pass');
     expect(headerOf(receivedBy(rcpt)[0]!.data, 'X-Moat-Spam-Status')).toMatch(/ rspamd=-?[\d.]+x0\.35\(no_action\)$/);
     await sleep(1_000);
@@ -131,10 +118,10 @@ describe('rspamd', () => {
     rspamdProxy.cut();
     try {
       const rcpt = `tagged${uniq()}@${domain}`;
-      const id = await send(rcpt, cleanBody);
+      const id = await sendTo(stack, rcpt, cleanBody);
       await eventually(() => expect(receivedBy(rcpt)).toHaveLength(1), 30_000);
       expect(headerOf(receivedBy(rcpt)[0]!.data, 'X-Moat-Spam-Status')).toMatch(/ rspamd=unavailable$/);
-      const filtered = await filteredFor(id);
+      const filtered = await filteredFor(tap, id);
       expect(rspamdCheck(filtered)).toMatchObject({ result: 'error', reason: expect.stringContaining('rspamd at 127.0.0.1') });
       expect(filtered.reasons).toContain('rspamd unavailable: scored without it (policy: deliver)');
     } finally {

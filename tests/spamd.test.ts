@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CustomerServer, createTestEnv, eventually, gtube, makeMessage, sendSmtp, startSpamd, tapEvents, TcpProxy, type EventTap, type TestEnv, type TestSpamd } from '@moat/testkit';
+import { CustomerServer, createTestEnv, eventually, gtube, startSpamd, tapEvents, TcpProxy, type EventTap, type TestEnv, type TestSpamd } from '@moat/testkit';
 import { startStack, type Stack } from './support/stack.js';
 import { ApiClient } from './support/api.js';
+import { checkNamed, cleanBody, filteredFor, headerOf, sendTo, uniq } from './support/spam-engines.js';
 
 // End to end with a real spamd (Debian's SpamAssassin, local tests only, a private instance per
 // run): its verdict is one more check in message.filtered and its weighted score is part of
@@ -14,25 +14,12 @@ let spamd: TestSpamd;
 let spamdProxy: TcpProxy;
 let tap: EventTap;
 const customer = new CustomerServer();
-const uniq = () => randomBytes(4).toString('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let domain: string;
 const weight = 0.5;
 
-const messageIdOf = (response: string) => /queued as ([0-9a-f-]{36})/.exec(response)![1]!;
 const receivedBy = (rcpt: string) => customer.transactions.filter((tx) => tx.rcptTo.includes(rcpt));
-/** A header field of a delivered message, unfolded (folding only inserted CRLF before white space). */
-const headerOf = (data: Buffer, name: string) => new RegExp(`^${name}: (.*(?:\\r\\n[ \\t].*)*)`, 'm').exec(data.toString('utf8'))?.[1]?.replace(/\r\n/g, '') ?? null;
-const filteredFor = (messageId: string) => eventually(() => tap.events.find((e) => e.event.payload.messageId === messageId)?.event.payload, 30_000);
-const spamdCheck = (payload: { checks: Array<{ check: string; result: string; reason: string }> }) => payload.checks.find((c) => c.check === 'spamd');
-
-async function send(rcpt: string, body: string): Promise<string> {
-  const res = await sendSmtp({ port: stack.smtpPort, from: 'alice@sender.example', to: [rcpt], raw: makeMessage({ from: 'alice@sender.example', to: [rcpt], subject: `quarterly figures ${uniq()}`, body }) });
-  expect(res.code).toBe(250);
-  return messageIdOf(res.response);
-}
-
-const cleanBody = "Hello Bob,\r\n\r\nattached are the minutes of Tuesday's meeting about the office move. Let me know if anything is missing before Friday.\r\n\r\nThanks,\r\nAlice";
+const spamdCheck = (payload: Parameters<typeof checkNamed>[0]) => checkNamed(payload, 'spamd');
 
 beforeAll(async () => {
   await customer.start();
@@ -59,8 +46,8 @@ afterAll(async () => {
 describe('spamd', () => {
   it('when a message carries GTUBE, then spamd calls it spam, the spamd check fails naming GTUBE, and the message is quarantined', async () => {
     const rcpt = `gtube${uniq()}@${domain}`;
-    const id = await send(rcpt, `Buy now.\r\n${gtube}`);
-    const filtered = await filteredFor(id);
+    const id = await sendTo(stack, rcpt, `Buy now.\r\n${gtube}`);
+    const filtered = await filteredFor(tap, id);
     expect(filtered.verdict).toBe('quarantine');
     expect(spamdCheck(filtered)).toEqual({ check: 'spamd', result: 'fail', reason: expect.stringMatching(/^spam: score \d{3,4}(\.\d+)? \(spamd's threshold 5\); .*GTUBE/) });
     expect(filtered.reasons[0]).toMatch(/ spamd=\d{3,4}\.\d\dx0\.5\(spam\)\)$/);
@@ -70,8 +57,8 @@ describe('spamd', () => {
 
   it('when a clean message passes spamd, then it is delivered with the combined score in X-Moat-Spam-Score', async () => {
     const rcpt = `clean${uniq()}@${domain}`;
-    const id = await send(rcpt, cleanBody);
-    const filtered = await filteredFor(id);
+    const id = await sendTo(stack, rcpt, cleanBody);
+    const filtered = await filteredFor(tap, id);
     expect(spamdCheck(filtered)!.result).toBe('pass');
     await eventually(() => expect(receivedBy(rcpt)).toHaveLength(1), 20_000);
     const data = receivedBy(rcpt)[0]!.data;
@@ -85,12 +72,12 @@ describe('spamd', () => {
   it('when spamd is down and the policy is retry, then the message waits and is delivered, scored by spamd, once it is back', async () => {
     spamdProxy.cut();
     const rcpt = `wait${uniq()}@${domain}`;
-    const id = await send(rcpt, cleanBody);
+    const id = await sendTo(stack, rcpt, cleanBody);
     await sleep(5_000);
     expect(receivedBy(rcpt)).toHaveLength(0);
     spamdProxy.restore();
     await eventually(() => expect(receivedBy(rcpt)).toHaveLength(1), 45_000);
-    expect(spamdCheck(await filteredFor(id))!.result).toBe('pass');
+    expect(spamdCheck(await filteredFor(tap, id))!.result).toBe('pass');
     expect(headerOf(receivedBy(rcpt)[0]!.data, 'X-Moat-Spam-Status')).toMatch(/ spamd=-?[\d.]+x0\.5\(ham\)$/);
   }, 90_000);
 });

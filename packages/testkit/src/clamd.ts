@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './ports.js';
+import { freePort, pingTcp } from './ports.js';
 
 /**
  * The EICAR anti-virus test file (https://www.eicar.org): harmless, and detected by every
@@ -76,20 +75,7 @@ export async function startClamd(): Promise<TestClamd> {
   };
 }
 
+/** clamd answers `zPING\0` with `PONG\0` once its database is loaded. */
 function ping(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    let reply = '';
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1_000, () => done(false));
-    socket.on('error', () => done(false));
-    socket.on('connect', () => socket.write('zPING\0'));
-    socket.on('data', (c) => {
-      reply += c.toString('latin1');
-      if (reply.includes('\0')) done(reply.startsWith('PONG'));
-    });
-  });
+  return pingTcp(port, 'zPING\0', (reply) => (reply.includes('\0') ? reply.startsWith('PONG') : null));
 }

@@ -11,3 +11,27 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * Whether a daemon on a loopback port answers a ping: sends `request`, then reads until
+ * `answer(reply)` decides (true or false; null: read on). No answer within a second is false.
+ */
+export function pingTcp(port: number, request: string, answer: (reply: string) => boolean | null): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    let reply = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1_000, () => done(false));
+    socket.on('error', () => done(false));
+    socket.on('end', () => done(false));
+    socket.on('connect', () => socket.write(request));
+    socket.on('data', (c: Buffer) => {
+      reply += c.toString('latin1');
+      const ok = answer(reply);
+      if (ok !== null) done(ok);
+    });
+  });
+}

@@ -1,10 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { chownSync, copyFileSync, existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon } from './daemon.js';
-import { freePort } from './ports.js';
+import { freePort, pingTcp } from './ports.js';
 
 export interface TestSpamd {
   port: number;
@@ -51,20 +50,5 @@ export async function startSpamd(): Promise<TestSpamd> {
 
 /** spamd answers `PING SPAMC/1.5` with `SPAMD/1.5 0 PONG` once a child serves requests. */
 function pong(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    let reply = '';
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1_000, () => done(false));
-    socket.on('error', () => done(false));
-    socket.on('connect', () => socket.write('PING SPAMC/1.5\r\n\r\n'));
-    socket.on('data', (c: Buffer) => {
-      reply += c.toString('latin1');
-      if (reply.includes('\r\n')) done(/^SPAMD\/\d+\.\d+ 0 PONG/.test(reply));
-    });
-    socket.on('end', () => done(false));
-  });
+  return pingTcp(port, 'PING SPAMC/1.5\r\n\r\n', (reply) => (reply.includes('\r\n') ? /^SPAMD\/\d+\.\d+ 0 PONG/.test(reply) : null));
 }

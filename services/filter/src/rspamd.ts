@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { z } from 'zod';
+import type { ScanEnvelope } from './spam-scanners.js';
 
 /** What rspamd said about one message (the fields of its /checkv2 reply Moat uses). */
 export interface RspamdResult {
@@ -13,19 +14,8 @@ export interface RspamdResult {
   symbols: Array<{ name: string; score: number }>;
 }
 
-/** The SMTP context rspamd judges a message in (its HTTP request headers). */
-export interface RspamdEnvelope {
-  /** The connecting client's address (not Moat's). */
-  ip: string;
-  helo: string;
-  /** MAIL FROM; empty for a bounce (the null reverse-path). */
-  mailFrom: string;
-  rcptTo: readonly string[];
-  /** Shown in rspamd's log and history: Moat's message id, to find one message in both. */
-  queueId: string;
-  /** The client's reverse DNS name, when there was one. */
-  hostname: string | null;
-}
+/** The SMTP context rspamd judges a message in (sent as its HTTP request headers). */
+export type RspamdEnvelope = Omit<ScanEnvelope, 'received'>;
 
 export interface RspamdOptions {
   /** The worker's base URL (http://host:11333); /checkv2 is appended. */
