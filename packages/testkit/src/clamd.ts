@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, pingTcp } from './ports.js';
 
 /**
  * The EICAR anti-virus test file (https://www.eicar.org): harmless, and detected by every
@@ -75,31 +75,7 @@ export async function startClamd(): Promise<TestClamd> {
   };
 }
 
+/** clamd answers `zPING\0` with `PONG\0` once its database is loaded. */
 function ping(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    let reply = '';
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(1_000, () => done(false));
-    socket.on('error', () => done(false));
-    socket.on('connect', () => socket.write('zPING\0'));
-    socket.on('data', (c) => {
-      reply += c.toString('latin1');
-      if (reply.includes('\0')) done(reply.startsWith('PONG'));
-    });
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
+  return pingTcp(port, 'zPING\0', (reply) => (reply.includes('\0') ? reply.startsWith('PONG') : null));
 }

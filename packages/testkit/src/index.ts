@@ -7,3 +7,5 @@ export * from './dns-zone.js';
 export * from './stack-env.js';
 export * from './clamd.js';
 export * from './event-tap.js';
+export * from './rspamd.js';
+export * from './spamd.js';

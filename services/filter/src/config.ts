@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { queues } from '@moat/contracts';
 import { baseConfigShape, dnsConfigShape, envInt, masterKeyShape, quarantinePreviewKeyShape } from '@moat/runtime';
 import { defaultMimeLimits } from './mime-structure.js';
+import { spamScannerConfigShape } from './scanner-config.js';
 import { defaultSpamThresholds } from './spam/classify.js';
 import { defaultModelPath } from './spam/model.js';
 
@@ -19,6 +20,7 @@ export const configSchema = z
   ...masterKeyShape,
   ...quarantinePreviewKeyShape,
   ...dnsConfigShape,
+  ...spamScannerConfigShape,
   /**
    * The authserv-id of the Authentication-Results header (RFC 8601 §2.5): the name downstream
    * servers use to recognise results Moat computed. Defaults to the machine's host name.

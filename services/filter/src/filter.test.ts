@@ -10,6 +10,9 @@ import { filteredEventId, MessageFilter, ScannerUnavailable } from './filter.js'
 import { defaultSpamThresholds } from './spam/classify.js';
 import { loadModel } from './spam/model.js';
 import { SpamCheck } from './spam/spam-check.js';
+import { RspamdUnavailable, type RspamdEnvelope, type RspamdResult } from './rspamd.js';
+import { rspamdScanner } from './rspamd-check.js';
+import { SpamScanners } from './spam-scanners.js';
 
 const log = pino({ level: 'silent' });
 const spam = new SpamCheck(loadModel(), defaultSpamThresholds);
@@ -40,14 +43,14 @@ function acceptedEvent(): AnyEvent {
   };
 }
 
-function filterWith(get: () => Promise<Buffer>, publish: (key: string, event: AnyEvent) => Promise<void> = async () => {}, virus: { scan?: (raw: Buffer) => Promise<ClamdVerdict>; policy?: 'retry' | 'deliver'; previewKeyring?: Keyring } = {}) {
+function filterWith(get: () => Promise<Buffer>, publish: (key: string, event: AnyEvent) => Promise<void> = async () => {}, virus: { scan?: (raw: Buffer) => Promise<ClamdVerdict>; policy?: 'retry' | 'deliver'; previewKeyring?: Keyring; spamScanners?: SpamScanners } = {}) {
   const broker = {
     envelope: (type: string, payload: unknown, id = randomUUID()) => ({ v: 1, id, type, occurredAt: new Date().toISOString(), producer: 'filter', payload }) as AnyEvent,
     publish,
   };
   // Inbound mail is never signed: a signer that throws proves it is not asked.
   const signer = { sign: async () => Promise.reject(new Error('inbound mail must not be signed')) };
-  return new MessageFilter({ store: { get }, broker, resolver: staticResolver({}), authservId: 'mx.moat.test', checkTimeoutMs: 1_000, signer, scanViruses: virus.scan ?? null, scannerUnavailable: virus.policy ?? 'retry', previewKeyring: virus.previewKeyring ?? null, spam, log });
+  return new MessageFilter({ store: { get }, broker, resolver: staticResolver({}), authservId: 'mx.moat.test', checkTimeoutMs: 1_000, signer, scanViruses: virus.scan ?? null, scannerUnavailable: virus.policy ?? 'retry', previewKeyring: virus.previewKeyring ?? null, spam, spamScanners: virus.spamScanners ?? null, log });
 }
 
 describe('MessageFilter', () => {
@@ -145,5 +148,60 @@ describe('MessageFilter', () => {
     expect(p.verdict).toBe('deliver');
     expect(p.prependHeaders).toContain('X-Moat-Virus-Status: unscanned\r\n');
     expect(p.checks).toContainEqual({ check: 'virus', result: 'error', reason: 'clamd: timeout' });
+  });
+
+  describe('with rspamd', () => {
+    const withRspamd = (ask: (raw: Buffer, envelope: RspamdEnvelope) => Promise<RspamdResult>) => new SpamScanners([rspamdScanner(ask, { weight: 0.35, retry: { forMs: 0, everyMs: 10 } })]);
+
+    it('when rspamd says reject, then the message is quarantined and the event carries the rspamd check, told the real client and envelope', async () => {
+      const published: AnyEvent[] = [];
+      const asked: RspamdEnvelope[] = [];
+      const spamScanners = withRspamd(async (_raw, envelope) => {
+        asked.push(envelope);
+        return { score: 15, requiredScore: 15, action: 'reject', symbols: [{ name: 'GTUBE', score: 0 }] };
+      });
+      const event = acceptedEvent();
+      await filterWith(async () => raw, async (_k, e) => void published.push(e), { spamScanners }).handle(event);
+      const p = published[0]!.payload as MessageFilteredPayload;
+      expect(asked).toEqual([{ ip: '127.0.0.1', helo: 'client.test', mailFrom: 'a@example.test', rcptTo: ['b@customer.test'], queueId: p.messageId, hostname: null, received: 'Received: by mx; Mon, 1 Jan 2024 00:00:00 +0000\r\n' }]);
+      expect(p.verdict).toBe('quarantine');
+      expect(p.checks).toContainEqual({ check: 'rspamd', result: 'fail', reason: 'reject: score 15 (rspamd rejects at 15); GTUBE(0)' });
+      expect(p.reasons[0]).toMatch(/^spam: score \d+(\.\d+)? \(builtin=.* rspamd=15\.00x0\.35\(reject\)\)$/);
+      expect(p.score).toBeGreaterThanOrEqual(defaultSpamThresholds.quarantine);
+    });
+
+    it('when rspamd passes the message, then it is delivered and X-Moat-Spam-Score is the combined score', async () => {
+      const published: AnyEvent[] = [];
+      const spamScanners = withRspamd(async () => ({ score: 2, requiredScore: 15, action: 'no action', symbols: [] }));
+      await filterWith(async () => raw, async (_k, e) => void published.push(e), { spamScanners }).handle(acceptedEvent());
+      const p = published[0]!.payload as MessageFilteredPayload;
+      const alone: AnyEvent[] = [];
+      await filterWith(async () => raw, async (_k, e) => void alone.push(e)).handle(acceptedEvent());
+      const own = (alone[0]!.payload as MessageFilteredPayload).score;
+      expect(p.verdict).toBe('deliver');
+      expect(p.score).toBeCloseTo(own + 0.7, 2);
+      expect(p.prependHeaders).toContain(`X-Moat-Spam-Score: ${p.score.toFixed(2)}\r\n`);
+      expect(p.checks).toContainEqual({ check: 'rspamd', result: 'pass', reason: 'no action: score 2 (rspamd rejects at 15)' });
+    });
+
+    it('when rspamd is unavailable and the policy is retry, then nothing is published and the error is transient', async () => {
+      const published: AnyEvent[] = [];
+      const spamScanners = withRspamd(async () => Promise.reject(new RspamdUnavailable('rspamd at 127.0.0.1:1: connect ECONNREFUSED')));
+      const err = await filterWith(async () => raw, async (_k, e) => void published.push(e), { spamScanners, policy: 'retry' }).handle(acceptedEvent()).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ScannerUnavailable);
+      expect((err as Error).message).toContain('rspamd (rspamd at 127.0.0.1:1: connect ECONNREFUSED)');
+      expect(published).toHaveLength(0);
+    });
+
+    it('when rspamd is unavailable and the policy is deliver, then the message is delivered tagged rspamd=unavailable with the error check', async () => {
+      const published: AnyEvent[] = [];
+      const spamScanners = withRspamd(async () => Promise.reject(new RspamdUnavailable('rspamd at 127.0.0.1:1: no verdict within 100 ms')));
+      await filterWith(async () => raw, async (_k, e) => void published.push(e), { spamScanners, policy: 'deliver' }).handle(acceptedEvent());
+      const p = published[0]!.payload as MessageFilteredPayload;
+      expect(p.verdict).toBe('deliver');
+      expect(p.prependHeaders).toMatch(/X-Moat-Spam-Status: [^]* rspamd=unavailable\r\n/);
+      expect(p.reasons).toContain('rspamd unavailable: scored without it (policy: deliver)');
+      expect(p.checks).toContainEqual({ check: 'rspamd', result: 'error', reason: 'rspamd at 127.0.0.1:1: no verdict within 100 ms' });
+    });
   });
 });

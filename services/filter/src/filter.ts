@@ -8,7 +8,9 @@ import { extractHeaders, type MessageHeaders } from './headers.js';
 import { mimeStructureCheck, type MimeLimits } from './mime-structure.js';
 import { composePrependHeaders } from './prepend.js';
 import { buildPreview } from './quarantine-preview.js';
+import { combineSpamScores } from './spam/combine-scanners.js';
 import type { SpamCheck } from './spam/spam-check.js';
+import { unavailableScanners, type SpamScanners } from './spam-scanners.js';
 import { checkForViruses, type ScannerUnavailablePolicy } from './virus-check.js';
 import type { ClamdVerdict } from './clamd.js';
 
@@ -29,7 +31,9 @@ export interface FilterDependencies {
   /** Seals the text preview of quarantined messages (MOAT_QUARANTINE_PREVIEW_KEY); null: no previews. */
   previewKeyring?: Keyring | null;
   /** The built-in spam classifier, its model loaded once at start. */
-  spam: Pick<SpamCheck, 'run'>;
+  spam: Pick<SpamCheck, 'run' | 'thresholds'>;
+  /** External spam engines (rspamd, spamd) whose scores are added to the built-in one; null: none. */
+  spamScanners?: Pick<SpamScanners, 'run'> | null;
   /** Deepest MIME nesting and most parts a message may have before it is quarantined (defaults: mime-structure.ts). */
   mimeLimits?: MimeLimits;
   log: Logger;
@@ -92,7 +96,7 @@ export class MessageFilter {
     const accepted = event.payload;
     const raw = await this.readBody(event);
     const outbound = accepted.direction === 'outbound';
-    const [auth, headers, virus] = await Promise.all([
+    const [auth, headers, virus, scanned] = await Promise.all([
       outbound
         ? outboundAuthentication(this.deps.authservId)
         : authenticateMessage(raw, { ip: accepted.client.ip, helo: accepted.client.helo, mailFrom: accepted.mailFrom }, {
@@ -107,16 +111,22 @@ export class MessageFilter {
         return noHeaders;
       }),
       checkForViruses(raw, this.deps.scanViruses ?? null, { forMs: this.deps.scannerRetryMs ?? 0, everyMs: 1_000 }),
+      this.deps.spamScanners?.run(raw, accepted) ?? [],
     ]);
     if (virus.unavailable && (this.deps.scannerUnavailable ?? 'retry') === 'retry') {
       // Thrown as transient: the broker redelivers with back-off; the message is never delivered
       // unscanned and never lost (after the queue's delivery limit it is parked, replayable).
       throw new ScannerUnavailable(`virus scanner unavailable, message ${accepted.messageId} will be filtered again: ${virus.check.reason}`);
     }
+    const spamUnavailable = unavailableScanners(scanned);
+    if (spamUnavailable.length > 0 && (this.deps.scannerUnavailable ?? 'retry') === 'retry') {
+      // The same policy as the virus scanner's: an engine that was asked never silently passes.
+      throw new ScannerUnavailable(`spam scanner unavailable, message ${accepted.messageId} will be filtered again: ${spamUnavailable.join('; ')}`);
+    }
     // A virus is quarantined: never delivered, never bounced with the virus attached. Spam is
     // scored after authentication (its results are rules of the spam score; outbound mail has
     // none) and quarantined at or above the quarantine score. Tenant policy comes later.
-    const spam = await this.deps.spam.run(raw, auth.checks);
+    const spam = combineSpamScores(await this.deps.spam.run(raw, auth.checks), scanned, this.deps.spam.thresholds);
     // A structure deeper or wider than any parser or scanner reads is not delivered unread.
     const mime = mimeStructureCheck(raw, this.deps.mimeLimits);
     const verdict: Verdict = virus.signature !== null || spam.verdict === 'quarantine' || mime.result === 'fail' ? 'quarantine' : 'deliver';
@@ -142,7 +152,7 @@ export class MessageFilter {
       verdict,
       score: spam.score,
       reasons,
-      checks: [...auth.checks, virus.check, mime, spam.check],
+      checks: [...auth.checks, virus.check, mime, spam.check, ...scanned.map((s) => s.check)],
       authResults: auth.authResults,
       headers,
       prependHeaders,

@@ -5,6 +5,8 @@ import type { Config } from './config.js';
 import { createBatchedBodyReader } from './body-reader.js';
 import { OutboundSigner } from './dkim-signing.js';
 import { scanWithClamd } from './clamd.js';
+import { parseHostPort } from './scanner-config.js';
+import { spamScannersFromConfig } from './spam-scanners-config.js';
 import { MessageFilter } from './filter.js';
 import { loadModel } from './spam/model.js';
 import { SpamCheck } from './spam/spam-check.js';
@@ -45,6 +47,7 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
     scannerRetryMs: config.MOAT_CLAMD_RETRY_MS,
     previewKeyring,
     spam,
+    spamScanners: spamScannersFromConfig(config),
     mimeLimits: { maxDepth: config.MOAT_FILTER_MAX_MIME_DEPTH, maxParts: config.MOAT_FILTER_MAX_MIME_PARTS },
     log,
   });
@@ -81,8 +84,6 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
 /** The scanner for MOAT_CLAMD_ADDRESS (host:port), or null when unset. */
 function clamdAt(address: string | undefined, timeoutMs: number) {
   if (!address) return null;
-  const at = address.lastIndexOf(':');
-  const host = address.slice(0, at).replace(/^\[(.*)\]$/, '$1');
-  const port = Number(address.slice(at + 1));
+  const { host, port } = parseHostPort(address);
   return (raw: Buffer) => scanWithClamd(raw, { host, port, timeoutMs });
 }

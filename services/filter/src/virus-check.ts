@@ -1,5 +1,6 @@
 import type { CheckResult } from '@moat/contracts';
 import { ClamdUnavailable, type ClamdVerdict } from './clamd.js';
+import { retryWithin, type RetryWindow } from './retry-window.js';
 
 /** What to do with a message when the virus scanner gives no verdict (down, timed out, refused it). */
 export type ScannerUnavailablePolicy = 'retry' | 'deliver';
@@ -19,24 +20,11 @@ export interface VirusCheckOutcome {
 export async function checkForViruses(
   raw: Buffer,
   scan: ((raw: Buffer) => Promise<ClamdVerdict>) | null,
-  retry: { forMs: number; everyMs: number } = { forMs: 0, everyMs: 1_000 },
+  retry: RetryWindow = { forMs: 0, everyMs: 1_000 },
 ): Promise<VirusCheckOutcome> {
   if (!scan) return { check: { check: 'virus', result: 'skip', reason: 'no virus scanner configured' }, signature: null, unavailable: false };
   try {
-    // A scanner that restarts (clamd reloading its database) is waited for a while, inside the
-    // handler, before the message goes back to the broker: each redelivery counts towards the
-    // queue's delivery limit.
-    const deadline = Date.now() + retry.forMs;
-    let verdict: ClamdVerdict;
-    for (;;) {
-      try {
-        verdict = await scan(raw);
-        break;
-      } catch (err) {
-        if (!(err instanceof ClamdUnavailable) || Date.now() + retry.everyMs > deadline) throw err;
-        await new Promise((r) => setTimeout(r, retry.everyMs));
-      }
-    }
+    const verdict = await retryWithin(() => scan(raw), (err) => err instanceof ClamdUnavailable, retry);
     if (verdict.infected) return { check: { check: 'virus', result: 'fail', reason: `virus found: ${verdict.signature}` }, signature: verdict.signature, unavailable: false };
     return { check: { check: 'virus', result: 'pass', reason: 'no virus found' }, signature: null, unavailable: false };
   } catch (err) {
