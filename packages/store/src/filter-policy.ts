@@ -94,6 +94,7 @@ export function normalizeListValue(kind: FilterEntryKind, value: string): string
     }
     case 'ip': {
       const version = isIP(text);
+      if (version === 0 && !text.includes('/')) throw invalid(`${text || '(empty)'} is not an IPv4 or IPv6 address or a CIDR range (address/prefix)`);
       try {
         return normalizeCidr(version === 0 ? text : `${text}/${version === 4 ? 32 : 128}`);
       } catch (err) {
