@@ -48,8 +48,8 @@ export interface SmtpEdgeOptions {
   /** The client's confirmed name, or null (never rejects). */
   clientName: (ip: string) => Promise<string | null>;
   intake: IntakeDeps;
-  /** The SMTP-time checks of inbound mail (README "SMTP-time checks"). */
-  checks: SmtpCheckDeps;
+  /** The SMTP-time checks of inbound mail (README "SMTP-time checks"); left out: the recipient policy alone. */
+  checks?: SmtpCheckDeps;
   log: Logger;
 }
 
@@ -185,7 +185,7 @@ export class SmtpEdge {
         this.opts.log.warn({ err: (err as Error).message, client: session.remoteAddress }, 'outbound range lookup failed');
         return 'error' as const;
       });
-      const exemptRange = isExemptAddress(session.remoteAddress, this.opts.checks.exemptCidrs);
+      const exemptRange = isExemptAddress(session.remoteAddress, this.opts.checks?.exemptCidrs ?? []);
       const exempt = exemptRange ? Promise.resolve(true) : clientTenant.then((t) => t !== null && t !== 'error');
       state = {
         clientName: this.opts.clientName(session.remoteAddress),
@@ -218,7 +218,7 @@ export class SmtpEdge {
     state.countedAs = key;
     // Per-client rate limits and DNSBL are about mail from the internet: the MX port. The
     // submission ports have AUTH, its failure limit and the tenant's outbound limit.
-    if (this.opts.listener !== 'mx') return callback();
+    if (this.opts.listener !== 'mx' || !this.opts.checks) return callback();
     const { dnsbl, rateLimits } = this.opts.checks;
     if (dnsbl.enabled) {
       state.dnsbl = state.exempt.then((exempt) => (exempt ? skipped : dnsbl.check(session.remoteAddress)));
@@ -359,14 +359,15 @@ export class SmtpEdge {
    */
   private async decideInbound(rawAddress: string, session: SMTPServerSession, state: ConnectionState, tx: TransactionSoFar): Promise<RecipientDecision> {
     const decision = await this.opts.policy.decide(rawAddress, tx);
-    if (!decision.accept) return decision;
+    const checks = this.opts.checks;
+    if (!decision.accept || !checks) return decision;
     const rcpt = classifyRecipient(rawAddress);
     if (!rcpt.ok) throw new MoatError('VALIDATION_FAILED', `accepted recipient does not classify: ${rcpt.reason}`);
     const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     const firstOfTransaction = !state.messageCounted;
     state.messageCounted = true;
     const exempt = session.user !== undefined || (await state.exempt);
-    const checked = await this.opts.checks.inbound.decide({
+    const checked = await checks.inbound.decide({
       tenantId: decision.tenantId,
       rcpt,
       clientIp: session.remoteAddress,
@@ -377,7 +378,7 @@ export class SmtpEdge {
     });
     if (checked.accept) return decision;
     state.firstRefusalAt ??= new Date();
-    this.opts.checks.rejections.record({
+    checks.rejections.record({
       transactionId: state.transactionId,
       tenantId: decision.tenantId,
       rcpt: rcpt.address,
