@@ -65,29 +65,24 @@ export class SmtpPolicyRepository {
   }
 }
 
-/** What the mailbox directory knows about one recipient. */
-export interface MailboxLookup {
-  /** The tenant has at least one mailbox in the recipient's domain: its list is authoritative. */
-  listed: boolean;
-  /** One of the candidate addresses is a mailbox of the tenant. */
-  known: boolean;
-}
-
 export class MailboxDirectory {
   constructor(private readonly pool: Pool) {}
 
   /**
-   * One query per recipient: `domains` are the spellings of the recipient's domain (A-label and
-   * U-label: a tenant may have registered either), `addresses` the lower-cased candidates
-   * (`user@domain`, and the address without its subaddress tag), in both spellings.
+   * Whether the tenant has any mailbox in the domain (`domains`: its spellings, A-label and
+   * U-label, since a tenant may have registered either): then its list is authoritative there.
    */
-  async lookup(tenantId: string, domains: readonly string[], addresses: readonly string[]): Promise<MailboxLookup> {
-    const res = await this.pool.query<{ listed: boolean; known: boolean }>(
-      `SELECT EXISTS (SELECT 1 FROM mailboxes WHERE tenant_id = $1 AND split_part(address, '@', -1) = ANY($2::text[])) AS listed,
-              EXISTS (SELECT 1 FROM mailboxes WHERE tenant_id = $1 AND address = ANY($3::text[])) AS known`,
-      [tenantId, domains, addresses],
+  async hasMailboxes(tenantId: string, domains: readonly string[]): Promise<boolean> {
+    const res = await this.pool.query<{ listed: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM mailboxes WHERE tenant_id = $1 AND split_part(address, '@', -1) = ANY($2::text[])) AS listed`,
+      [tenantId, domains],
     );
-    const r = res.rows[0]!;
-    return { listed: r.listed, known: r.known };
+    return res.rows[0]!.listed;
+  }
+
+  /** Whether one of the lower-cased candidate addresses is a mailbox of the tenant. */
+  async hasAny(tenantId: string, addresses: readonly string[]): Promise<boolean> {
+    const res = await this.pool.query<{ known: boolean }>(`SELECT EXISTS (SELECT 1 FROM mailboxes WHERE tenant_id = $1 AND address = ANY($2::text[])) AS known`, [tenantId, addresses]);
+    return res.rows[0]!.known;
   }
 }

@@ -1,8 +1,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import type { MailboxLookup } from '@moat/store';
 import { classifyRecipient } from './recipient-address.js';
-import { mailboxCandidates, RecipientVerifier } from './recipient-verification.js';
+import { mailboxCandidates, RecipientVerifier, type Mailboxes } from './recipient-verification.js';
 
 const log = pino({ level: 'silent' });
 const T = '11111111-1111-4111-8111-111111111111';
@@ -13,12 +12,12 @@ function rcpt(address: string) {
   return r;
 }
 
-/** A mailbox list as the database holds it: lower-case addresses. */
-function directory(mailboxes: string[], calls: string[][] = []) {
-  return async (tenantId: string, domains: readonly string[], addresses: readonly string[]): Promise<MailboxLookup> => {
-    calls.push([...addresses]);
-    const mine = tenantId === T ? mailboxes : [];
-    return { listed: mine.some((m) => domains.includes(m.slice(m.lastIndexOf('@') + 1))), known: mine.some((m) => addresses.includes(m)) };
+/** A mailbox list as the database holds it (lower-case addresses); `calls` records each question. */
+function directory(mailboxes: string[], calls: string[][] = []): Mailboxes {
+  const mine = (tenantId: string) => (tenantId === T ? mailboxes : []);
+  return {
+    hasMailboxes: async (tenantId, domains) => (calls.push(['domain', ...domains]), mine(tenantId).some((m) => domains.includes(m.slice(m.lastIndexOf('@') + 1)))),
+    hasAny: async (tenantId, addresses) => (calls.push(['address', ...addresses]), mine(tenantId).some((m) => addresses.includes(m))),
   };
 }
 
@@ -60,20 +59,26 @@ describe('RecipientVerifier', () => {
     expect(calls).toEqual([]);
   });
 
-  it('when the same recipient comes again within the cache time, then the directory is asked once', async () => {
+  it('when recipients come again within the cache time, then the domain is asked once per domain and the address once per address', async () => {
     const calls: string[][] = [];
     const v = verifier(['alice@acme.example'], calls);
     await v.verify(T, rcpt('bob@acme.example'));
     await v.verify(T, rcpt('Bob@acme.example'));
-    expect(calls).toHaveLength(1);
+    await v.verify(T, rcpt('carol@acme.example'));
+    await v.verify(T, rcpt('x@other.example'));
+    await v.verify(T, rcpt('y@other.example'));
+    expect(calls).toEqual([['domain', 'acme.example'], ['address', 'bob@acme.example'], ['address', 'carol@acme.example'], ['domain', 'other.example']]);
   });
 
   it('when the lookup fails, then the result is an error (451, never 5xx) and it is not cached', async () => {
     let fail = true;
     const v = new RecipientVerifier(
-      async () => {
-        if (fail) throw new Error('connection terminated');
-        return { listed: true, known: true };
+      {
+        hasMailboxes: async () => {
+          if (fail) throw new Error('connection terminated');
+          return true;
+        },
+        hasAny: async () => true,
       },
       { cacheMs: 60_000, delimiters: '+' },
       log,

@@ -1,5 +1,4 @@
 import type { Logger } from '@moat/runtime';
-import type { MailboxLookup } from '@moat/store';
 import { TtlCache } from '@moat/store';
 
 /** The recipient as RCPT classified it (recipient-address.ts). */
@@ -23,7 +22,13 @@ export type VerificationResult =
   /** The lookup failed: 451 4.3.0, never a 5xx for a question we could not ask. */
   | { result: 'error'; reason: string };
 
-export type FindMailboxes = (tenantId: string, domains: readonly string[], addresses: readonly string[]) => Promise<MailboxLookup>;
+/** The two questions asked of the tenant's mailboxes (MailboxDirectory in the store). */
+export interface Mailboxes {
+  /** Whether the tenant lists any mailbox in the domain (its spellings). */
+  hasMailboxes(tenantId: string, domains: readonly string[]): Promise<boolean>;
+  /** Whether one of the candidate addresses is a mailbox of the tenant. */
+  hasAny(tenantId: string, addresses: readonly string[]): Promise<boolean>;
+}
 
 /**
  * The addresses that would make the recipient known, lower-cased as Moat stores mailboxes (the
@@ -51,28 +56,31 @@ export function mailboxCandidates(rcpt: VerifiedRecipient, delimiters: string): 
  * mailbox added or removed takes effect within that bound.
  */
 export class RecipientVerifier {
-  private readonly cache: TtlCache<MailboxLookup>;
+  /** Per tenant and domain: a domain without a list costs one lookup per cache period, whatever the recipient. */
+  private readonly listed: TtlCache<boolean>;
+  private readonly known: TtlCache<boolean>;
 
   constructor(
-    private readonly find: FindMailboxes,
+    private readonly mailboxes: Mailboxes,
     private readonly opts: { cacheMs: number; delimiters: string },
     private readonly log: Logger,
   ) {
-    this.cache = new TtlCache<MailboxLookup>(opts.cacheMs, 100_000);
+    this.listed = new TtlCache<boolean>(opts.cacheMs, 100_000);
+    this.known = new TtlCache<boolean>(opts.cacheMs, 100_000);
   }
 
   async verify(tenantId: string, rcpt: VerifiedRecipient): Promise<VerificationResult> {
     if (isPostmaster(rcpt.localPart)) return { result: 'postmaster' };
     const { domains, addresses } = mailboxCandidates(rcpt, this.opts.delimiters);
-    let found: MailboxLookup;
     try {
-      found = await this.cache.get(`${tenantId}\u0000${addresses.join('\u0000')}`, () => this.find(tenantId, domains, addresses));
+      const listed = await this.listed.get(`${tenantId}\u0000${rcpt.domain}`, () => this.mailboxes.hasMailboxes(tenantId, domains));
+      if (!listed) return { result: 'unlisted-domain' };
+      const known = await this.known.get(`${tenantId}\u0000${addresses.join('\u0000')}`, () => this.mailboxes.hasAny(tenantId, addresses));
+      return known ? { result: 'known' } : { result: 'unknown' };
     } catch (err) {
       this.log.warn({ err: (err as Error).message, tenantId, domain: rcpt.domain }, 'mailbox lookup failed');
       return { result: 'error', reason: (err as Error).message };
     }
-    if (!found.listed) return { result: 'unlisted-domain' };
-    return found.known ? { result: 'known' } : { result: 'unknown' };
   }
 }
 

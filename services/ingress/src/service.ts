@@ -204,7 +204,7 @@ function smtpChecks(config: Config, redis: Redis, pool: Pool, resolve: DnsResolv
   const policyCache = new TtlCache<SmtpPolicy>(config.MOAT_DOMAIN_CACHE_MS);
   const dnsbl = new Dnsbl(config.MOAT_INGRESS_DNSBL_ZONES, resolve, { timeoutMs: config.MOAT_INGRESS_DNSBL_TIMEOUT_MS, cacheMs: config.MOAT_INGRESS_DNSBL_CACHE_MS }, log);
   const inbound = new InboundChecks({
-    verifier: new RecipientVerifier((tenantId, domains, addresses) => mailboxes.lookup(tenantId, domains, addresses), { cacheMs: config.MOAT_INGRESS_MAILBOX_CACHE_MS, delimiters: config.MOAT_INGRESS_RECIPIENT_DELIMITER }, log),
+    verifier: new RecipientVerifier(mailboxes, { cacheMs: config.MOAT_INGRESS_MAILBOX_CACHE_MS, delimiters: config.MOAT_INGRESS_RECIPIENT_DELIMITER }, log),
     rateLimits,
     greylist: new Greylist(greylistStore, { timeoutMs: config.MOAT_INGRESS_REDIS_CHECK_TIMEOUT_MS }, log),
     smtpPolicy: (tenantId) => policyCache.get(tenantId, () => policies.get(tenantId)),

@@ -37,9 +37,12 @@ function checks(o: { mailboxes?: string[]; limited?: ClientRate; grey?: Greylist
   } as unknown as Greylist;
   const mailboxes = o.mailboxes ?? [];
   const verifier = new RecipientVerifier(
-    async (_t, domains, addresses) => {
-      if (o.lookupFails) throw new Error('db down');
-      return { listed: mailboxes.some((m) => domains.some((d) => m.endsWith(`@${d}`))), known: mailboxes.some((m) => addresses.includes(m)) };
+    {
+      hasMailboxes: async (_t, domains) => {
+        if (o.lookupFails) throw new Error('db down');
+        return mailboxes.some((m) => domains.some((d) => m.endsWith(`@${d}`)));
+      },
+      hasAny: async (_t, addresses) => mailboxes.some((m) => addresses.includes(m)),
     },
     { cacheMs: 0, delimiters: '+' },
     log,
