@@ -51,6 +51,13 @@ describe('rejectionEvents', () => {
     for (const e of events) expect(messageEventPayload.parse(e)).toMatchObject({ kind: 'rejected', refused: { direction: 'inbound', mailFrom: 'someone@sender.example', receivedAt: at.toISOString() } });
   });
 
+  it('when the client sent an over-long sender, recipient or HELO, then the event is clipped to the contract and still valid', () => {
+    const long = `${'x'.repeat(400)}@sender.example`;
+    const [event] = rejectionEvents([refusal({ mailFrom: long, rcpt: `${'y'.repeat(400)}@acme.example`, client: { ip: '192.0.2.9', helo: 'h'.repeat(1000) } })]);
+    const parsed = messageEventPayload.parse(event);
+    expect([parsed.refused!.mailFrom.length, parsed.rcpt[0]!.length, parsed.refused!.client.helo.length]).toEqual([320, 320, 255]);
+  });
+
   it('when a reply is turned into tracking form, then code, enhanced status and text are separate', () => {
     expect(trackedReply(replies.greylisted())).toEqual({ code: 451, enhanced: '4.7.1', text: 'Greylisted, please try again later' });
   });

@@ -46,10 +46,22 @@ export function rejectionEvents(refusals: readonly Refusal[]): MessageEventPaylo
     messageId: r.transactionId,
     tenantId: r.tenantId,
     kind: 'rejected' as const,
-    rcpt: rcpts,
+    rcpt: rcpts.map((a) => clip(a, maxAddress)),
     detail: { stage: 'smtp', check: r.check, why: r.why, clientIp: r.client.ip, reply: trackedReply(r.reply), ...(r.zone ? { zone: r.zone } : {}) },
-    refused: { direction: 'inbound' as const, mailFrom: r.mailFrom, client: r.client, receivedAt: r.at.toISOString() },
+    refused: { direction: 'inbound' as const, mailFrom: clip(r.mailFrom, maxAddress), client: { ip: r.client.ip, helo: clip(r.client.helo, maxHelo) }, receivedAt: r.at.toISOString() },
   }));
+}
+
+/**
+ * The contract's bounds (RFC 5321 §4.5.3.1: a path is at most 256 octets, a domain 255). A client
+ * may send longer ones on a command line of up to MOAT_SMTP_MAX_COMMAND_LINE_BYTES; clipped here,
+ * tracking still shows the refusal instead of the tracker parking an event it cannot store.
+ */
+const maxAddress = 320;
+const maxHelo = 255;
+
+function clip(value: string, max: number): string {
+  return value.length <= max ? value : value.slice(0, max);
 }
 
 export interface RejectionTrackerOptions {

@@ -366,7 +366,7 @@ export class SmtpEdge {
     const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
     const firstOfTransaction = !state.messageCounted;
     state.messageCounted = true;
-    const exempt = session.user !== undefined || (await state.exempt);
+    const exempt = state.auth !== null || (await state.exempt);
     const checked = await checks.inbound.decide({
       tenantId: decision.tenantId,
       rcpt,
