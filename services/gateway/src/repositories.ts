@@ -1,6 +1,6 @@
 import type { Pool } from '@moat/runtime';
 import type { RetrySchedule } from '@moat/store';
-import { ApiKeyRepository, ArchiveRepository, AuditLog, DigestLinkRepository, DkimKeyRepository, FilterPolicyRepository, OutboundIpRepository, ParkedRepository, PoolRepository, QuarantineRepository, QueueControlRepository, SmtpCredentialRepository, SubnetCheckRepository, TenantRepository, TrackingRepository } from '@moat/store';
+import { ApiKeyRepository, ArchiveRepository, AuditLog, DigestLinkRepository, DkimKeyRepository, FilterPolicyRepository, OutboundIpRepository, ParkedRepository, PoolRepository, QuarantineRepository, QueueControlRepository, SmtpCredentialRepository, SmtpPolicyRepository, SubnetCheckRepository, TenantRepository, TrackingRepository } from '@moat/store';
 import { MailboxRepository } from './data/mailboxes.js';
 import { PartnerRepository } from './data/partners.js';
 
@@ -23,6 +23,7 @@ export interface GatewayRepositories {
   smtpCredentials: SmtpCredentialRepository;
   outboundIps: OutboundIpRepository;
   filterPolicies: FilterPolicyRepository;
+  smtpPolicies: SmtpPolicyRepository;
 }
 
 /** `schedule`: the router's retry schedule, so that released and retried deliveries go at once. */
@@ -45,5 +46,6 @@ export function createRepositories(pool: Pool, schedule?: RetrySchedule): Gatewa
     smtpCredentials: new SmtpCredentialRepository(pool),
     outboundIps: new OutboundIpRepository(pool),
     filterPolicies: new FilterPolicyRepository(pool),
+    smtpPolicies: new SmtpPolicyRepository(pool),
   };
 }
