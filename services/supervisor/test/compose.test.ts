@@ -121,13 +121,17 @@ describe('docker-compose.yml', () => {
   it('when a service needs a secret, then it comes from the environment with no default, and each is in deploy/.env.example', () => {
     const required = new Set([...composeText.matchAll(/\$\{([A-Z0-9_]+):\?/g)].map((m) => m[1]!));
     expect([...required].sort()).toEqual(['MOAT_BOOTSTRAP_TOKEN', 'MOAT_MASTER_KEY', 'POSTGRES_PASSWORD', 'RABBITMQ_PASSWORD']);
-    for (const name of ['ingress', 'filter', 'sender-default', 'router']) expect(compose.services[name]?.environment?.MOAT_MASTER_KEY).toMatch(/^\$\{MOAT_MASTER_KEY:\?/);
+    // (The archive stores the quarantine digests it writes.)
+    for (const name of ['ingress', 'filter', 'sender-default', 'router', 'archive']) expect(compose.services[name]?.environment?.MOAT_MASTER_KEY).toMatch(/^\$\{MOAT_MASTER_KEY:\?/);
     expect(compose.services.gateway?.environment?.MOAT_BOOTSTRAP_TOKEN).toMatch(/^\$\{MOAT_BOOTSTRAP_TOKEN:\?/);
     // Least privilege: services that never decrypt a message do not get the master key.
     for (const name of ['tracker', 'gateway']) expect(compose.services[name]?.environment?.MOAT_MASTER_KEY).toBeUndefined();
     // Quarantine previews: sealed by the filter, opened by the gateway (optional), nobody else.
     for (const name of ['filter', 'gateway']) expect(compose.services[name]?.environment?.MOAT_QUARANTINE_PREVIEW_KEY).toBe('${MOAT_QUARANTINE_PREVIEW_KEY:-}');
     for (const name of ['ingress', 'archive', 'router', 'tracker', 'sender-default']) expect(compose.services[name]?.environment?.MOAT_QUARANTINE_PREVIEW_KEY).toBeUndefined();
+    // Digest release links: signed by the archive, verified by the gateway, nobody else.
+    for (const name of ['archive', 'gateway']) expect(compose.services[name]?.environment?.MOAT_DIGEST_LINK_KEY).toBe('${MOAT_DIGEST_LINK_KEY:-}');
+    for (const name of ['ingress', 'filter', 'router', 'tracker', 'sender-default']) expect(compose.services[name]?.environment?.MOAT_DIGEST_LINK_KEY).toBeUndefined();
     const example = readFileSync(join(repoRoot, 'deploy', '.env.example'), 'utf8');
     const variables = [...composeText.matchAll(/\$\{([A-Z0-9_]+)[:?}-]/g)].map((m) => m[1]!);
     for (const variable of new Set(variables)) expect(example, variable).toMatch(new RegExp(`^#? ?${variable}=`, 'm'));

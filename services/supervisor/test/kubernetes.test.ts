@@ -208,9 +208,13 @@ describe('deploy/kubernetes', () => {
     }
     // Least privilege: only what decrypts messages gets the master key, only the gateway the token.
     const secretKeys = (name: string) => pods.filter((p) => p.name === name || p.name.startsWith(`${name}-`)).flatMap((p) => p.containers.flatMap((c) => (c.env ?? []).map((e) => e.valueFrom?.secretKeyRef?.key).filter(Boolean)));
-    // (The router reads originals' headers for DSNs and stores the DSNs.)
-    for (const name of ['ingress', 'filter', 'sender', 'router']) expect(secretKeys(name), name).toContain('MOAT_MASTER_KEY');
-    for (const name of ['archive', 'tracker', 'gateway', 'migrate']) expect(secretKeys(name), name).not.toContain('MOAT_MASTER_KEY');
+    // (The router reads originals' headers for DSNs and stores the DSNs; the archive stores the
+    // quarantine digests it writes.)
+    for (const name of ['ingress', 'filter', 'sender', 'router', 'archive']) expect(secretKeys(name), name).toContain('MOAT_MASTER_KEY');
+    for (const name of ['tracker', 'gateway', 'migrate']) expect(secretKeys(name), name).not.toContain('MOAT_MASTER_KEY');
+    // Digest release links: signed by the archive, verified by the gateway, nobody else.
+    for (const name of ['archive', 'gateway']) expect(secretKeys(name), name).toContain('MOAT_DIGEST_LINK_KEY');
+    for (const name of ['ingress', 'filter', 'router', 'sender', 'tracker', 'migrate']) expect(secretKeys(name), name).not.toContain('MOAT_DIGEST_LINK_KEY');
     expect(secretKeys('gateway')).toContain('MOAT_BOOTSTRAP_TOKEN');
     // Quarantine previews: sealed by the filter, opened by the gateway, nobody else.
     for (const name of ['filter', 'gateway']) expect(secretKeys(name), name).toContain('MOAT_QUARANTINE_PREVIEW_KEY');
