@@ -19,6 +19,7 @@ export * from './smtp-credentials.js';
 export * from './outbound-ips.js';
 export * from './quarantine.js';
 export * from './quarantine-preview.js';
+export * from './spam-learning.js';
 export * from './digest-link.js';
 export * from './digests.js';
 export * from './digest-text.js';

@@ -30,7 +30,7 @@ export interface FilterDependencies {
   scannerRetryMs?: number;
   /** Seals the text preview of quarantined messages (MOAT_QUARANTINE_PREVIEW_KEY); null: no previews. */
   previewKeyring?: Keyring | null;
-  /** The built-in spam classifier, its model loaded once at start. */
+  /** The built-in spam classifier, its model loaded once at start; inbound mail adds the tenant's learned counts. */
   spam: Pick<SpamCheck, 'run' | 'thresholds'>;
   /** External spam engines (rspamd, spamd) whose scores are added to the built-in one; null: none. */
   spamScanners?: Pick<SpamScanners, 'run'> | null;
@@ -126,7 +126,7 @@ export class MessageFilter {
     // A virus is quarantined: never delivered, never bounced with the virus attached. Spam is
     // scored after authentication (its results are rules of the spam score; outbound mail has
     // none) and quarantined at or above the quarantine score. Tenant policy comes later.
-    const spam = combineSpamScores(await this.deps.spam.run(raw, auth.checks), scanned, this.deps.spam.thresholds);
+    const spam = combineSpamScores(await this.deps.spam.run(raw, auth.checks, outbound ? null : accepted.tenantId), scanned, this.deps.spam.thresholds);
     // A structure deeper or wider than any parser or scanner reads is not delivered unread.
     const mime = mimeStructureCheck(raw, this.deps.mimeLimits);
     const verdict: Verdict = virus.signature !== null || spam.verdict === 'quarantine' || mime.result === 'fail' ? 'quarantine' : 'deliver';
