@@ -29,13 +29,13 @@ async function keyFor(tenantId: string, scopes: string[]): Promise<ApiClient> {
 
 let sent = 0;
 /** Sends the borderline message to a new mailbox of the tenant; returns Moat's message id and the filter's verdict. */
-async function sendBorderline(to: 'a' | 'b'): Promise<{ messageId: string; verdict: string; spam: { result: string; reason: string } }> {
+async function sendBorderline(to: 'a' | 'b'): Promise<{ messageId: string; rcpt: string; verdict: string; spam: { result: string; reason: string } }> {
   const rcpt = `user${uniq()}@${tenants[to].domain}`;
   const res = await sendSmtp({ port: stack.smtpPort, from: 'dana@partner.example', to: [rcpt], raw: borderlineMessage({ to: rcpt, n: ++sent }) });
   expect(res.code).toBe(250);
   const messageId = /queued as ([0-9a-f-]{36})/.exec(res.response)![1]!;
   const payload = await filteredFor(tap, messageId);
-  return { messageId, verdict: payload.verdict, spam: checkNamed(payload, 'spam')! };
+  return { messageId, rcpt, verdict: payload.verdict, spam: checkNamed(payload, 'spam')! };
 }
 
 async function trained(tenant: 'a' | 'b', expected: { nSpam: number; nHam: number }): Promise<void> {
@@ -55,7 +55,7 @@ beforeAll(async () => {
   for (const name of ['a', 'b'] as const) {
     const domain = `learn${name}${uniq()}.example`;
     const { tenantId } = await api.provision(`Learning ${name}`, [{ name: domain, routes: [{ host: '127.0.0.1', port: customer.port, priority: 10 }] }]);
-    tenants[name] = { id: tenantId, domain, key: await keyFor(tenantId, ['spam-feedback:read', 'spam-feedback:write', 'archive:read', 'quarantine:read']) };
+    tenants[name] = { id: tenantId, domain, key: await keyFor(tenantId, ['spam-feedback:read', 'spam-feedback:write', 'archive:read', 'quarantine:read', 'quarantine:write']) };
   }
 }, 120_000);
 
@@ -69,6 +69,7 @@ afterAll(async () => {
 
 describe('per-tenant spam learning (end to end)', () => {
   const labelled: string[] = [];
+  let quarantined = { messageId: '', rcpt: '' };
 
   it('when both tenants receive the borderline message, then both get it delivered, tagged unsure', async () => {
     for (const to of ['a', 'b'] as const) {
@@ -119,6 +120,8 @@ describe('per-tenant spam learning (end to end)', () => {
     expect(a.spam.result).toBe('fail');
     expect(a.spam.reason).toMatch(new RegExp(`tenant=${labelled.length}s/0h`));
     await eventually(async () => (await tenants.a.key.request('GET', `/api/v1/quarantine/${a.messageId}`)).status === 200, 20_000);
+    quarantined = a;
+    expect(customer.transactions.some((tx) => tx.rcptTo.includes(a.rcpt))).toBe(false);
 
     const b = await sendBorderline('b');
     expect(b.verdict).toBe('deliver');
@@ -128,16 +131,21 @@ describe('per-tenant spam learning (end to end)', () => {
     expect((await tenants.b.key.request('GET', `/api/v1/tenants/${tenants.b.id}/spam-learning`)).body).toMatchObject({ nSpam: 0, nHam: 0, tokens: 0, pending: 0 });
   }, 90_000);
 
-  it('when A relabels them as not spam, then the spam it taught is reversed (not added to) and its next one is delivered', async () => {
+  it('when A relabels them as not spam and releases the quarantined one as not spam, then the spam it taught is reversed (not added to) and its next one is delivered', async () => {
     for (const messageId of labelled) {
       const res = await tenants.a.key.request('POST', `/api/v1/tenants/${tenants.a.id}/spam-feedback`, { messageId, label: 'ham' });
       expect(res.body).toMatchObject({ recorded: true, previousLabel: 'spam' });
     }
-    await trained('a', { nSpam: 0, nHam: labelled.length });
+    // The quarantine's not-spam feeds the same trainer (and releases the message).
+    const notSpam = await tenants.a.key.request('POST', `/api/v1/quarantine/${quarantined.messageId}/not-spam`);
+    expect(notSpam.status).toBe(200);
+    expect(notSpam.body).toMatchObject({ feedbackRecorded: true, state: 'released' });
+    await trained('a', { nSpam: 0, nHam: labelled.length + 1 });
+    await eventually(() => customer.transactions.some((tx) => tx.rcptTo.includes(quarantined.rcpt)), 20_000);
     const items = (await tenants.a.key.request('GET', `/api/v1/tenants/${tenants.a.id}/spam-feedback?messageId=${labelled[0]}`)).body.items;
     expect(items.map((f: { label: string; outcome: string }) => `${f.label}:${f.outcome}`)).toEqual(['ham:relabelled', 'spam:learned']);
     const a = await sendBorderline('a');
     expect(a.verdict).toBe('deliver');
-    expect(a.spam.reason).toMatch(new RegExp(`^ham: .*tenant=0s/${labelled.length}h`));
+    expect(a.spam.reason).toMatch(new RegExp(`^ham: .*tenant=0s/${labelled.length + 1}h`));
   }, 60_000);
 });
