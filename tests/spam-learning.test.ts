@@ -47,7 +47,7 @@ async function trained(tenant: 'a' | 'b', expected: { nSpam: number; nHam: numbe
 
 beforeAll(async () => {
   await customer.start();
-  t = await createTestEnv({ MOAT_DOMAIN_CACHE_MS: '0', MOAT_ROUTE_CACHE_MS: '0', MOAT_FILTER_SPAM_TRAIN_INTERVAL_MS: '200' });
+  t = await createTestEnv({ MOAT_DOMAIN_CACHE_MS: '0', MOAT_ROUTE_CACHE_MS: '0', MOAT_FILTER_SPAM_TRAIN_INTERVAL_MS: '200', MOAT_FILTER_SPAM_TENANT_CACHE_MS: '0' });
   tap = await tapEvents(t.env, ['message.filtered']);
   stack = await startStack(t.env);
   api = new ApiClient(`http://127.0.0.1:${stack.httpPort}`, t.env.MOAT_BOOTSTRAP_TOKEN!);

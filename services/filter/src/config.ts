@@ -71,6 +71,8 @@ export const configSchema = z
    * tenants' counts are not used (the trainer still learns them).
    */
   MOAT_FILTER_SPAM_TENANT_WEIGHT: z.coerce.number().finite().min(0).max(1000).default(defaultTenantLearning.weight),
+  /** How long a tenant that has learned nothing is remembered as such (no lookup, no hashing); 0: looked up per message. */
+  MOAT_FILTER_SPAM_TENANT_CACHE_MS: envInt(0, 3_600_000).default(10_000),
   /** How often this replica looks for untrained spam feedback (ms). 0: this replica does not train. */
   MOAT_FILTER_SPAM_TRAIN_INTERVAL_MS: envInt(0, 86_400_000).default(30_000),
   /** Feedback rows trained per transaction. */

@@ -37,6 +37,7 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
     counts: learning,
     params: { ...defaultTenantLearning, weight: config.MOAT_FILTER_SPAM_TENANT_WEIGHT },
     timeoutMs: config.MOAT_FILTER_CHECK_TIMEOUT_MS,
+    untaughtCacheMs: config.MOAT_FILTER_SPAM_TENANT_CACHE_MS,
   };
   const spam = new SpamCheck(spamModel, { quarantine: config.MOAT_FILTER_SPAM_QUARANTINE_SCORE, unsure: config.MOAT_FILTER_SPAM_UNSURE_SCORE }, tenantLearning);
   // Reads only are batched (one SELECT for the messages in flight); checks and publishing stay per

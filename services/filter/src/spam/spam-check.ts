@@ -22,6 +22,12 @@ export interface TenantLearning {
   params: TenantLearningParams;
   /** Bound on the lookup; past it the default model decides alone. */
   timeoutMs: number;
+  /**
+   * How long "this tenant has learned nothing" is remembered: most tenants never label, and for
+   * them the lookup (and hashing every token) would be pure cost. A tenant's first labels take
+   * effect within this bound after the trainer learned them. 0: asked for every message.
+   */
+  untaughtCacheMs: number;
 }
 
 export interface SpamCheckOutcome {
@@ -41,6 +47,9 @@ export class SpamCheck {
     readonly thresholds: SpamThresholds,
     private readonly learning: TenantLearning | null = null,
   ) {}
+
+  /** tenant id → until when it is known to have learned nothing (Date.now() ms). */
+  private readonly untaught = new Map<string, number>();
 
   /** `tenantId`: whose learned counts to add (inbound mail); null or absent: the default model alone. */
   async run(raw: Buffer, auth: readonly CheckResult[], tenantId: string | null = null): Promise<SpamCheckOutcome> {
@@ -77,6 +86,7 @@ export class SpamCheck {
 
   /** The tenant's counts for these tokens; null when it learned nothing; `failed` (fail soft) when the lookup failed. */
   private async tenantCounts(learning: TenantLearning, tenantId: string, tokens: Set<string>): Promise<TenantCounts | null | { failed: string }> {
+    if ((this.untaught.get(tenantId) ?? 0) > Date.now()) return null;
     const hashed = hashTokens(tokens);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -84,11 +94,23 @@ export class SpamCheck {
     });
     try {
       const stored = await Promise.race([learning.counts.tokenCounts(tenantId, [...hashed.keys()]), timeout]);
-      return stored === null ? null : countsByToken(hashed, stored);
+      if (stored === null) {
+        this.rememberUntaught(tenantId, learning.untaughtCacheMs);
+        return null;
+      }
+      return countsByToken(hashed, stored);
     } catch (err) {
       return { failed: `tenant model unavailable (${(err as Error).message}): default model alone` };
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  private rememberUntaught(tenantId: string, forMs: number): void {
+    if (forMs <= 0) return;
+    const now = Date.now();
+    // Bounded by the number of tenants; expired entries go when it grows large.
+    if (this.untaught.size >= 10_000) for (const [id, until] of this.untaught) if (until <= now) this.untaught.delete(id);
+    this.untaught.set(tenantId, now + forMs);
   }
 }

@@ -91,7 +91,7 @@ describe('SpamCheck with tenant learning', () => {
   });
 
   it('when tenant A taught spam, then A’s copy is quarantined and B’s and the outbound one (no tenant) are not', async () => {
-    const check = new SpamCheck(model, thresholds, { counts: repo({ A: learned(tokens, 3, 0) }), params: defaultTenantLearning, timeoutMs: 1000 });
+    const check = new SpamCheck(model, thresholds, { counts: repo({ A: learned(tokens, 3, 0) }), params: defaultTenantLearning, timeoutMs: 1000, untaughtCacheMs: 0 });
     const a = await check.run(raw, [], 'A');
     expect(a.verdict).toBe('quarantine');
     expect(a.check.reason).toMatch(/; tenant=3s\/0h\(\d+ tokens\)$/);
@@ -103,12 +103,34 @@ describe('SpamCheck with tenant learning', () => {
     expect((await check.run(raw, [], null)).outcome!.status).toBe('unsure');
   });
 
+  it('when a tenant has learned nothing, then that is remembered for the cache time and it is not asked again meanwhile', async () => {
+    let asked = 0;
+    const counting = {
+      tokenCounts: async (tenantId: string, hashes: readonly string[]) => {
+        asked++;
+        return repo({ A: learned(tokens, 3, 0) }).tokenCounts(tenantId, hashes);
+      },
+    };
+    const cached = new SpamCheck(model, thresholds, { counts: counting, params: defaultTenantLearning, timeoutMs: 1000, untaughtCacheMs: 60_000 });
+    await cached.run(raw, [], 'B');
+    await cached.run(raw, [], 'B');
+    expect(asked).toBe(1);
+    // A tenant that has learned is asked every time (its counts change as it teaches).
+    await cached.run(raw, [], 'A');
+    await cached.run(raw, [], 'A');
+    expect(asked).toBe(3);
+    const uncached = new SpamCheck(model, thresholds, { counts: counting, params: defaultTenantLearning, timeoutMs: 1000, untaughtCacheMs: 0 });
+    await uncached.run(raw, [], 'B');
+    await uncached.run(raw, [], 'B');
+    expect(asked).toBe(5);
+  });
+
   it('when the tenant lookup fails or hangs, then the default model decides alone and the reason says so', async () => {
-    const failing = new SpamCheck(model, thresholds, { counts: { tokenCounts: async () => Promise.reject(new Error('connection refused')) }, params: defaultTenantLearning, timeoutMs: 1000 });
+    const failing = new SpamCheck(model, thresholds, { counts: { tokenCounts: async () => Promise.reject(new Error('connection refused')) }, params: defaultTenantLearning, timeoutMs: 1000, untaughtCacheMs: 0 });
     const out = await failing.run(raw, [], 'A');
     expect(out.check.result).toBe('neutral');
     expect(out.check.reason).toMatch(/tenant model unavailable \(connection refused\): default model alone$/);
-    const hanging = new SpamCheck(model, thresholds, { counts: { tokenCounts: () => new Promise(() => {}) }, params: defaultTenantLearning, timeoutMs: 50 });
+    const hanging = new SpamCheck(model, thresholds, { counts: { tokenCounts: () => new Promise(() => {}) }, params: defaultTenantLearning, timeoutMs: 50, untaughtCacheMs: 0 });
     expect((await hanging.run(raw, [], 'A')).check.reason).toMatch(/tenant model unavailable \(no answer within 50 ms\)/);
   });
 });
