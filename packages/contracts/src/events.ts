@@ -159,6 +159,20 @@ export const generatedMessage = z.object({
 });
 export type GeneratedMessage = z.infer<typeof generatedMessage>;
 
+/**
+ * A transaction ingress refused at SMTP time (unknown user, DNSBL, greylisting, rate limits):
+ * no message.accepted exists for it, so the `rejected` event that reports the refusal carries
+ * what tracking shows of the message. Its messageId is fresh per refused transaction.
+ */
+export const refusedTransaction = z.object({
+  direction,
+  /** The envelope sender as given (`''`: the null reverse-path). */
+  mailFrom: address,
+  client: z.object({ ip: z.string().max(64), helo: z.string().max(255) }),
+  receivedAt: z.string().datetime({ offset: true }),
+});
+export type RefusedTransaction = z.infer<typeof refusedTransaction>;
+
 export const messageEventPayload = z.object({
   messageId: z.string().uuid(),
   tenantId: z.string().uuid().nullable(),
@@ -167,6 +181,8 @@ export const messageEventPayload = z.object({
   detail: z.record(z.string(), z.unknown()).default({}),
   /** Only on the `routed` event of a message Moat generated (optional: older events lack it). */
   generated: generatedMessage.optional(),
+  /** Only on the `rejected` events of a transaction refused at SMTP time (see refusedTransaction). */
+  refused: refusedTransaction.optional(),
 });
 export type MessageEventPayload = z.infer<typeof messageEventPayload>;
 

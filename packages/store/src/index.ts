@@ -23,3 +23,4 @@ export * from './spam-learning.js';
 export * from './digest-link.js';
 export * from './digests.js';
 export * from './digest-text.js';
+export * from './smtp-policies.js';

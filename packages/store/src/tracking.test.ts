@@ -154,6 +154,28 @@ describe('projectEvents', () => {
     }
   });
 
+  it('when ingress refused a transaction at SMTP time, then its rejected events make the message row and each recipient shows its own refusal', () => {
+    const refused = { direction: 'inbound' as const, mailFrom: 'spammer@bad.example', client: { ip: '192.0.2.9', helo: 'bad.example' }, receivedAt: at(1) };
+    const rejected = (id: string, rcpt: string, r: { code: number; enhanced: string; text: string }): AnyEvent => ({
+      v: 1,
+      id,
+      type: 'message.event',
+      occurredAt: at(2),
+      producer: 'ingress',
+      payload: { messageId, tenantId, kind: 'rejected', rcpt: [rcpt], detail: { check: 'x', reply: r }, refused },
+    });
+    const unknown = { code: 550, enhanced: '5.1.1', text: 'User unknown' };
+    const greylisted = { code: 451, enhanced: '4.7.1', text: 'Greylisted, please try again later' };
+    const batch = projectEvents([rejected('00000000-0000-4000-8000-000000000011', 'nobody@acme.example', unknown), rejected('00000000-0000-4000-8000-000000000012', 'alice@acme.example', greylisted)]);
+    expect(batch.messages).toEqual([
+      expect.objectContaining({ messageId, tenantId, direction: 'inbound', mailFrom: 'spammer@bad.example', clientIp: '192.0.2.9', helo: 'bad.example', size: null, receivedAt: at(1) }),
+    ]);
+    expect(batch.recipients).toEqual([
+      expect.objectContaining({ rcpt: 'alice@acme.example', status: 'rejected', reply: greylisted }),
+      expect.objectContaining({ rcpt: 'nobody@acme.example', status: 'rejected', reply: unknown }),
+    ]);
+  });
+
   it('when a failed recipient is then bounced, then it ends bounced with the reply the bounce event carries', () => {
     const failed = result('00000000-0000-4000-8000-000000000009', 5, 'failed', 'User unknown');
     const bounced: AnyEvent = {

@@ -275,10 +275,31 @@ export function projectEvent(event: AnyEvent): Projection {
             recipients: g.rcptTo.map((rcpt) => ({ messageId: p.messageId, rcpt, status: 'received' as const, reply: null, at, eventId: event.id })),
           }
         : null;
+      // A transaction refused at SMTP time has no message.accepted either: its rejected events
+      // carry the row (each the same, so the copies converge).
+      const r = p.refused;
+      const refused: MessageRow | null = r
+        ? {
+            messageId: p.messageId,
+            tenantId: p.tenantId,
+            direction: r.direction,
+            mailFrom: r.mailFrom,
+            clientIp: r.client.ip,
+            helo: r.client.helo,
+            tls: null,
+            size: null,
+            sha256: null,
+            subject: null,
+            verdict: null,
+            receivedAt: r.receivedAt,
+            at: r.receivedAt,
+          }
+        : null;
+      const message = generated?.message ?? refused;
       return {
         event: { ...base, messageId: p.messageId, type: p.kind, rcpts: p.rcpt, detail: { kind: p.kind, detail: p.detail } },
         recipients: [...(generated?.recipients ?? []), ...(status ? p.rcpt.map((rcpt) => ({ messageId: p.messageId, rcpt, status, reply, at, eventId: event.id })) : [])],
-        ...(generated?.message ? { message: generated.message } : {}),
+        ...(message ? { message } : {}),
         ...(status && p.rcpt.length === 0 ? { wholeMessage: { messageId: p.messageId, status, at } } : {}),
       };
     }

@@ -239,3 +239,42 @@ describe('isolation and scopes', () => {
     expect(Object.keys(doc.paths['/api/v1/tenants/{tenantId}/smtp-credentials'])).toEqual(['post', 'get']);
   });
 });
+
+// The SMTP-time policy (greylisting) sits beside the outbound policy: per tenant, read and
+// changed by the tenant, applied by ingress (tests/smtp-checks.test.ts is its SMTP side).
+describe('smtp policy', () => {
+  it('when a field is changed, then the others keep their value, it reads back, and the change is audited', async () => {
+    const { tenantId, key } = await tenant();
+    const defaults = { greylisting: { enabled: false, delaySeconds: 300, retryWindowHours: 48, passTtlDays: 35 } };
+    expect((await call('GET', `/api/v1/tenants/${tenantId}/smtp-policy`, { token: key })).body).toEqual(defaults);
+    const set = await call('PATCH', `/api/v1/tenants/${tenantId}/smtp-policy`, { token: key, body: { greylisting: { enabled: true } } });
+    expect(set.status).toBe(200);
+    expect(set.body).toEqual({ greylisting: { ...defaults.greylisting, enabled: true } });
+    const delay = await call('PATCH', `/api/v1/tenants/${tenantId}/smtp-policy`, { token: key, body: { greylisting: { delaySeconds: 60 } } });
+    expect(delay.body).toEqual({ greylisting: { ...defaults.greylisting, enabled: true, delaySeconds: 60 } });
+    expect((await call('GET', `/api/v1/tenants/${tenantId}/smtp-policy`, { token: key })).body).toEqual(delay.body);
+    expect((await audit('tenant.smtp-policy', tenantId))?.detail).toMatchObject({ greylisting: { enabled: true } });
+  });
+
+  it('when a value is out of range or unknown, then 400 names the field', async () => {
+    const { tenantId } = await tenant();
+    for (const body of [{ greylisting: { delaySeconds: 0 } }, { greylisting: { passTtlDays: 400 } }, { greylisting: { enabled: 'yes' } }, { greylisting: { delay: 5 } }]) {
+      const res = await call('PATCH', `/api/v1/tenants/${tenantId}/smtp-policy`, { body });
+      expectProblem(res, 400);
+      expect(JSON.stringify(res.body.errors)).toContain(Object.keys(body.greylisting)[0]!);
+    }
+  });
+
+  it('when another tenant’s key reads or changes it, then 404; without tenants:write, 403', async () => {
+    const a = await tenant();
+    const b = await tenant();
+    expectProblem(await call('GET', `/api/v1/tenants/${a.tenantId}/smtp-policy`, { token: b.key }), 404);
+    expectProblem(await call('PATCH', `/api/v1/tenants/${a.tenantId}/smtp-policy`, { token: b.key, body: { greylisting: { enabled: true } } }), 404);
+    const reader = await tenant(['tenants:read']);
+    expect((await call('GET', `/api/v1/tenants/${reader.tenantId}/smtp-policy`, { token: reader.key })).status).toBe(200);
+    const write = await call('PATCH', `/api/v1/tenants/${reader.tenantId}/smtp-policy`, { token: reader.key, body: { greylisting: { enabled: true } } });
+    expectProblem(write, 403);
+    expect(write.body.detail).toContain('tenants:write');
+    expect((await call('GET', `/api/v1/tenants/${a.tenantId}/smtp-policy`, { token: a.key })).body.greylisting.enabled).toBe(false);
+  });
+});

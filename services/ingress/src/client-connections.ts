@@ -6,14 +6,19 @@ import { isIPv4, isIPv6 } from 'node:net';
  * counting single addresses would let it open as many connections as it likes.
  */
 export function clientKey(ip: string): string {
-  const unmapped = ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+  const unmapped = unmappedIp(ip);
   if (isIPv4(unmapped)) return unmapped;
   if (!isIPv6(ip)) return ip;
   return `${ipv6Groups(ip).slice(0, 4).join(':')}::/64`;
 }
 
+/** An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, a dual-stack listener's view) as the IPv4 address it is. */
+export function unmappedIp(ip: string): string {
+  return ip.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+}
+
 /** The eight 16-bit groups of an IPv6 address, without leading zeros ("::" and dotted tails expanded). */
-function ipv6Groups(ip: string): string[] {
+export function ipv6Groups(ip: string): string[] {
   const toGroups = (part: string): string[] =>
     part === ''
       ? []

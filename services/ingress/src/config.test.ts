@@ -58,3 +58,27 @@ describe('ingress config: outbound relay', () => {
     expect(() => loadConfig(configSchema, { ...key, MOAT_OUTBOUND_RATE_LIMIT: '0' })).toThrow(/MOAT_OUTBOUND_RATE_LIMIT/);
   });
 });
+
+describe('ingress config: SMTP-time checks', () => {
+  it('when nothing is set, then rate limits are on with generous defaults, DNSBL is off and nothing is exempt', () => {
+    const c = loadConfig(configSchema, key);
+    expect([c.MOAT_INGRESS_RATE_LIMITS, c.MOAT_INGRESS_RATE_WINDOW_MS, c.MOAT_INGRESS_RATE_CONNECTIONS, c.MOAT_INGRESS_RATE_MESSAGES, c.MOAT_INGRESS_RATE_RECIPIENTS]).toEqual([true, 60_000, 600, 1_200, 6_000]);
+    expect([c.MOAT_INGRESS_DNSBL_ZONES, c.MOAT_INGRESS_EXEMPT_CIDRS, c.MOAT_INGRESS_RECIPIENT_DELIMITER, c.MOAT_INGRESS_MAILBOX_CACHE_MS]).toEqual([[], [], '+', 30_000]);
+  });
+
+  it('when zones and exempt ranges are set, then they are parsed and normalised', () => {
+    const c = loadConfig(configSchema, { ...key, MOAT_INGRESS_DNSBL_ZONES: 'zen.example=127.0.0.2,127.0.0.3,bl.example', MOAT_INGRESS_EXEMPT_CIDRS: '2001:DB8:0001::/48, 198.51.100.0/24', MOAT_INGRESS_RATE_LIMITS: 'false' });
+    expect(c.MOAT_INGRESS_DNSBL_ZONES).toEqual([
+      { zone: 'zen.example', codes: ['127.0.0.2', '127.0.0.3'] },
+      { zone: 'bl.example', codes: [] },
+    ]);
+    expect(c.MOAT_INGRESS_EXEMPT_CIDRS).toEqual(['2001:db8:1::/48', '198.51.100.0/24']);
+    expect(c.MOAT_INGRESS_RATE_LIMITS).toBe(false);
+  });
+
+  it('when a zone, a range or the delimiter is wrong, then the error names the variable and the value', () => {
+    expect(() => loadConfig(configSchema, { ...key, MOAT_INGRESS_DNSBL_ZONES: 'bl.example,127.0.0.2' })).toThrow(/MOAT_INGRESS_DNSBL_ZONES.*127\.0\.0\.2/s);
+    expect(() => loadConfig(configSchema, { ...key, MOAT_INGRESS_EXEMPT_CIDRS: '198.51.100.1/24' })).toThrow(/MOAT_INGRESS_EXEMPT_CIDRS.*host bits/s);
+    expect(() => loadConfig(configSchema, { ...key, MOAT_INGRESS_RECIPIENT_DELIMITER: 'a' })).toThrow(/MOAT_INGRESS_RECIPIENT_DELIMITER/);
+  });
+});

@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { baseConfigShape, dnsConfigShape, envBoolean, envInt, masterKeyShape } from '@moat/runtime';
+import { baseConfigShape, dnsConfigShape, envBoolean, envInt, envList, masterKeyShape } from '@moat/runtime';
+import { normalizeCidr } from '@moat/store';
+import { parseDnsblZones } from './dnsbl.js';
 import { defaultSmtpLimits } from './smtp-limits.js';
 
 /** A host name as it may appear in the banner and in Received headers (RFC 1123 labels). */
@@ -8,6 +10,16 @@ const hostName = z
   .string()
   .max(253)
   .regex(/^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/, 'must be a host name');
+
+/** A CIDR range as Moat spells it (cidr.ts); host bits or a missing prefix are refused, naming the range. */
+const cidrText = z.string().transform((v, ctx) => {
+  try {
+    return normalizeCidr(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
 
 export const configSchema = z
   .object({
@@ -87,6 +99,51 @@ export const configSchema = z
     MOAT_MAX_MESSAGE_BYTES: envInt(1_024, 1_073_741_824).default(26_214_400),
     /** Bound on storing + publishing one message before the client gets 451 instead of waiting. */
     MOAT_INTAKE_TIMEOUT_MS: envInt(1_000, 600_000).default(60_000),
+    // SMTP-time checks (README "SMTP-time checks"; smtp-checks.ts).
+    /**
+     * Client ranges (CIDR, comma-separated) exempt from per-client rate limits, DNSBL and
+     * greylisting: the operator's own relays, monitoring, partners' servers. Tenants' registered
+     * outbound ranges and authenticated clients are exempt without being listed here.
+     */
+    MOAT_INGRESS_EXEMPT_CIDRS: envList.pipe(z.array(cidrText)).default([]),
+    /** How long a mailbox-list answer (recipient verification) is cached; a new mailbox is known within this. */
+    MOAT_INGRESS_MAILBOX_CACHE_MS: envInt(0, 3_600_000).default(30_000),
+    /** Subaddress delimiter characters (RFC 5233): `alice+tag@` is verified as `alice@`. Empty: none. */
+    MOAT_INGRESS_RECIPIENT_DELIMITER: z.string().max(8).regex(/^[^@\s\w.]*$/, 'must be delimiter characters such as + or -').default('+'),
+    /** Per-client rate limits in Redis (connections, messages, recipients per client IP per window). */
+    MOAT_INGRESS_RATE_LIMITS: envBoolean.default(true),
+    MOAT_INGRESS_RATE_WINDOW_MS: envInt(1_000, 86_400_000).default(60_000),
+    /** New connections per client IPv4 address or IPv6 /64 per window on the MX port; beyond: 421 4.7.0. */
+    MOAT_INGRESS_RATE_CONNECTIONS: envInt(1, 10_000_000).default(600),
+    /** Inbound messages (transactions reaching a protected recipient) per client per window; beyond: 451 4.7.1. */
+    MOAT_INGRESS_RATE_MESSAGES: envInt(1, 10_000_000).default(1_200),
+    /** Inbound recipients (RCPTs to protected domains, refused ones included) per client per window; beyond: 451 4.7.1. */
+    MOAT_INGRESS_RATE_RECIPIENTS: envInt(1, 10_000_000).default(6_000),
+    /** Bound on one Redis round trip of a rate limit or greylisting check; beyond it the check passes. */
+    MOAT_INGRESS_REDIS_CHECK_TIMEOUT_MS: envInt(10, 30_000).default(500),
+    /**
+     * DNS blocklists, comma-separated; `zone=127.0.0.2,127.0.0.3` counts only those answers as
+     * a listing (default: any 127.0.0.0/8 answer but 127.255.255.x). Empty: no DNSBL lookups.
+     */
+    MOAT_INGRESS_DNSBL_ZONES: z
+      .string()
+      .default('')
+      .transform((v, ctx) => {
+        try {
+          return parseDnsblZones(v);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message });
+          return z.NEVER;
+        }
+      }),
+    /** Bound on one DNSBL lookup; a zone that does not answer in time counts as not listing the client. */
+    MOAT_INGRESS_DNSBL_TIMEOUT_MS: envInt(50, 30_000).default(2_000),
+    /** How long a DNSBL answer is cached per client address. */
+    MOAT_INGRESS_DNSBL_CACHE_MS: envInt(0, 86_400_000).default(300_000),
+    /** SMTP refusals are published to message tracking every this often (and counted in the log). */
+    MOAT_INGRESS_REJECTION_FLUSH_MS: envInt(100, 60_000).default(1_000),
+    /** Tracking events for refusals per flush at most (per ingress process); the rest are only counted in the log. */
+    MOAT_INGRESS_REJECTION_EVENTS_MAX: envInt(1, 100_000).default(200),
   })
   .refine((c) => (c.MOAT_TLS_CERT_FILE === undefined) === (c.MOAT_TLS_KEY_FILE === undefined), {
     message: 'MOAT_TLS_CERT_FILE and MOAT_TLS_KEY_FILE must be set together',

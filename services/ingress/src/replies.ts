@@ -85,11 +85,29 @@ export const replies = {
    * minute are used up. The client keeps the message and retries, as for any 4xx.
    */
   outboundRateLimited: (limit: number, retryAfterMs: number) =>
-    smtpReply(451, '4.7.1', `Outbound rate limit of ${limit} messages per minute reached, try again in ${Math.max(1, Math.ceil(retryAfterMs / 1000))} seconds`),
+    smtpReply(451, '4.7.1', `Outbound rate limit of ${limit} messages per minute reached, try again in ${seconds(retryAfterMs)} seconds`),
+
+  // SMTP-time checks (smtp-checks.ts). Temporary refusals are 4.7.x policy codes: the client
+  // keeps the message and retries, which a legitimate server does and most spam software does not.
+  /** RFC 3463 5.1.1 (bad destination mailbox address): the tenant's mailbox list does not have it. */
+  userUnknown: (address: string) => smtpReply(550, '5.1.1', `<${printable(address)}>: Recipient address rejected: User unknown`),
+  /** Postfix's wording for a DNSBL hit (RFC 3463 5.7.1), so that senders' tools recognise it. */
+  dnsblListed: (ip: string, zone: string) => smtpReply(554, '5.7.1', `Service unavailable; client host [${printable(ip)}] blocked using ${printable(zone)}`),
+  /** RFC 6647 §2.1: a temporary refusal that a well-behaved client retries after a delay. */
+  greylisted: () => smtpReply(451, '4.7.1', 'Greylisted, please try again later'),
+  /** RFC 5321 §3.8 (421 and close) with RFC 3463 4.7.0: too many new connections from this client in the window. */
+  clientConnectionRate: (retryAfterMs: number) => smtpReply(421, '4.7.0', `Too many connections from your IP address, try again in ${seconds(retryAfterMs)} seconds`),
+  /** RFC 3463 4.7.1 at MAIL/RCPT: too many messages (or recipients) from this client in the window. */
+  clientRate: (what: 'messages' | 'recipients', retryAfterMs: number) =>
+    smtpReply(451, '4.7.1', `Too many ${what} from your IP address, try again in ${seconds(retryAfterMs)} seconds`),
 
   /** Anything that kept us from keeping our promise: the client keeps the message and retries. */
   tempFail: () => smtpReply(451, '4.3.0', 'Temporary failure, please try again later'),
 } as const;
+
+function seconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
 
 /** Reply text stays printable ASCII (RFC 5321 §4.2): an address echoed back loses anything else. */
 function printable(value: string): string {

@@ -1,11 +1,30 @@
-import { connectDependencies, createResolver, FixedWindowRateLimiter, type Logger, type RunningService } from '@moat/runtime';
-import { ensureDailyPartitions, keyringFromConfig, MessageStore, OutboundIpRepository, SmtpCredentialRepository, TenantRepository, TtlCache, type Domain } from '@moat/store';
+import { routingKeys } from '@moat/contracts';
+import { connectDependencies, createResolver, FixedWindowRateLimiter, type DnsResolve, type Logger, type Pool, type Redis, type RunningService } from '@moat/runtime';
+import {
+  ensureDailyPartitions,
+  keyringFromConfig,
+  MailboxDirectory,
+  MessageStore,
+  OutboundIpRepository,
+  SmtpCredentialRepository,
+  SmtpPolicyRepository,
+  TenantRepository,
+  TtlCache,
+  type Domain,
+  type SmtpPolicy,
+} from '@moat/store';
+import { ClientRateLimits } from './client-rate-limits.js';
 import { lookupClientName } from './client-name.js';
 import type { Config } from './config.js';
+import { Dnsbl } from './dnsbl.js';
+import { Greylist, type GreylistStore } from './greylist.js';
 import { GroupCommitStore } from './group-commit-store.js';
 import { OutboundRelay } from './outbound-relay.js';
 import { RecipientPolicy } from './recipient-policy.js';
-import { SmtpEdge, type SmtpEdgeOptions } from './smtp-edge.js';
+import { RecipientVerifier } from './recipient-verification.js';
+import { RejectionTracker } from './rejection-tracker.js';
+import { InboundChecks } from './smtp-checks.js';
+import { SmtpEdge, type SmtpCheckDeps, type SmtpEdgeOptions } from './smtp-edge.js';
 import { loadTlsCredentials } from './tls-credentials.js';
 
 export interface RunningIngress extends RunningService {
@@ -38,6 +57,7 @@ export async function start(config: Config, log: Logger): Promise<RunningIngress
   let partitionTimer: NodeJS.Timeout | undefined;
   const edges: SmtpEdge[] = [];
   let store: GroupCommitStore | undefined;
+  let rejections: RejectionTracker | undefined;
   try {
     await ensureDailyPartitions(deps.pool);
     // Partitions are prepared days ahead; the hourly run keeps that window moving. A miss is
@@ -73,6 +93,12 @@ export async function start(config: Config, log: Logger): Promise<RunningIngress
       authFailures: new FixedWindowRateLimiter(deps.redis, { name: 'smtp-auth-failures', limit: config.MOAT_SMTP_AUTH_MAX_FAILURES, windowMs: config.MOAT_SMTP_AUTH_FAILURE_WINDOW_MS }),
       log,
     });
+    rejections = new RejectionTracker(
+      (payload) => deps.broker.publish(routingKeys.messageEvent, deps.broker.envelope('message.event', payload)),
+      { flushMs: config.MOAT_INGRESS_REJECTION_FLUSH_MS, maxEventsPerFlush: config.MOAT_INGRESS_REJECTION_EVENTS_MAX },
+      log,
+    );
+    const checks = smtpChecks(config, deps.redis, deps.pool, resolve, rejections, log);
     const common: Omit<SmtpEdgeOptions, 'listener' | 'implicitTls'> = {
       hostname: config.MOAT_SMTP_HOSTNAME,
       maxMessageBytes: config.MOAT_MAX_MESSAGE_BYTES,
@@ -96,6 +122,7 @@ export async function start(config: Config, log: Logger): Promise<RunningIngress
       maxRecipients: config.MOAT_MAX_RECIPIENTS,
       clientName: config.MOAT_REVERSE_DNS ? (ip) => lookupClientName(resolve, ip, config.MOAT_REVERSE_DNS_TIMEOUT_MS) : async () => null,
       intake: { store: bodies, broker: deps.broker, log },
+      checks,
       log,
     };
     const listeners = [
@@ -129,6 +156,8 @@ export async function start(config: Config, log: Logger): Promise<RunningIngress
           // Not ready first, so a load balancer stops sending before we stop taking.
           deps.health.markShuttingDown();
           await Promise.all(edges.map((e) => e.close(config.MOAT_INTAKE_TIMEOUT_MS)));
+          // The last refusals reach tracking while the broker is still there.
+          await rejections?.close();
           // Bodies still queued are written (their sessions then publish or undo) before the pool goes.
           await bodies.close();
           await deps.close();
@@ -140,7 +169,54 @@ export async function start(config: Config, log: Logger): Promise<RunningIngress
     clearInterval(partitionTimer);
     for (const e of edges) if (e.listening) await e.close(0).catch(() => {});
     await store?.close().catch(() => {});
+    await rejections?.close().catch(() => {});
     await deps.close();
     throw err;
   }
+}
+
+/** The SMTP-time checks (README "SMTP-time checks"), built from the config. */
+function smtpChecks(config: Config, redis: Redis, pool: Pool, resolve: DnsResolve, rejections: RejectionTracker, log: Logger): SmtpCheckDeps {
+  const window = config.MOAT_INGRESS_RATE_WINDOW_MS;
+  const limiter = (name: string, limit: number) => new FixedWindowRateLimiter(redis, { name, limit, windowMs: window });
+  const rateLimits = config.MOAT_INGRESS_RATE_LIMITS
+    ? new ClientRateLimits(
+        {
+          connections: limiter('client-connections', config.MOAT_INGRESS_RATE_CONNECTIONS),
+          messages: limiter('client-messages', config.MOAT_INGRESS_RATE_MESSAGES),
+          recipients: limiter('client-recipients', config.MOAT_INGRESS_RATE_RECIPIENTS),
+        },
+        config.MOAT_INGRESS_REDIS_CHECK_TIMEOUT_MS,
+        log,
+      )
+    : null;
+  // A dumb adapter: the decisions are greylist.ts'.
+  const greylistStore: GreylistStore = {
+    get: (key) => redis.get(key),
+    set: async (key, w) => {
+      if (w.onlyIfAbsent) await redis.set(key, w.value, 'PX', w.ttlMs, 'NX');
+      else await redis.set(key, w.value, 'PX', w.ttlMs);
+    },
+  };
+  const mailboxes = new MailboxDirectory(pool);
+  const policies = new SmtpPolicyRepository(pool);
+  // Tenants' SMTP policies change through the API: cached as briefly as protected domains.
+  const policyCache = new TtlCache<SmtpPolicy>(config.MOAT_DOMAIN_CACHE_MS);
+  const dnsbl = new Dnsbl(config.MOAT_INGRESS_DNSBL_ZONES, resolve, { timeoutMs: config.MOAT_INGRESS_DNSBL_TIMEOUT_MS, cacheMs: config.MOAT_INGRESS_DNSBL_CACHE_MS }, log);
+  const inbound = new InboundChecks({
+    verifier: new RecipientVerifier(mailboxes, { cacheMs: config.MOAT_INGRESS_MAILBOX_CACHE_MS, delimiters: config.MOAT_INGRESS_RECIPIENT_DELIMITER }, log),
+    rateLimits,
+    greylist: new Greylist(greylistStore, { timeoutMs: config.MOAT_INGRESS_REDIS_CHECK_TIMEOUT_MS }, log),
+    smtpPolicy: (tenantId) => policyCache.get(tenantId, () => policies.get(tenantId)),
+    log,
+  });
+  log.info(
+    {
+      rateLimits: rateLimits ? { windowMs: window, connections: config.MOAT_INGRESS_RATE_CONNECTIONS, messages: config.MOAT_INGRESS_RATE_MESSAGES, recipients: config.MOAT_INGRESS_RATE_RECIPIENTS } : 'off',
+      dnsblZones: config.MOAT_INGRESS_DNSBL_ZONES.map((z) => z.zone),
+      exemptCidrs: config.MOAT_INGRESS_EXEMPT_CIDRS,
+    },
+    'smtp-time checks',
+  );
+  return { inbound, dnsbl, rateLimits, exemptCidrs: config.MOAT_INGRESS_EXEMPT_CIDRS, rejections };
 }

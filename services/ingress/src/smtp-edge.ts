@@ -7,6 +7,8 @@ import { messageAcceptedPayload, type MessageAcceptedPayload } from '@moat/contr
 import { MoatError, uuidFrom, type Logger } from '@moat/runtime';
 import type { AuthenticatedSmtpUser } from '@moat/store';
 import { clientKey, ConnectionsPerClient } from './client-connections.js';
+import { isExemptAddress, type ClientRateLimits } from './client-rate-limits.js';
+import type { Dnsbl, DnsblResult } from './dnsbl.js';
 import { GuardedSmtpServer } from './guarded-smtp-server.js';
 import { collectMessage, type MessageRefusal } from './message-collector.js';
 import { commitMessage, type IntakeDeps } from './message-intake.js';
@@ -14,7 +16,9 @@ import { decideOutboundRecipient, decideSender, parseSender, type ListenerKind, 
 import type { OutboundRelay } from './outbound-relay.js';
 import { buildReceivedHeader } from './received-header.js';
 import { classifyRecipient } from './recipient-address.js';
-import type { RecipientPolicy } from './recipient-policy.js';
+import type { RecipientDecision, RecipientPolicy, TransactionSoFar } from './recipient-policy.js';
+import type { RejectionTracker } from './rejection-tracker.js';
+import type { InboundChecks } from './smtp-checks.js';
 import { isSmtpReply, replies } from './replies.js';
 import { defaultSmtpLimits, type SmtpLimits } from './smtp-limits.js';
 import type { TlsCredentials } from './tls-credentials.js';
@@ -44,8 +48,22 @@ export interface SmtpEdgeOptions {
   /** The client's confirmed name, or null (never rejects). */
   clientName: (ip: string) => Promise<string | null>;
   intake: IntakeDeps;
+  /** The SMTP-time checks of inbound mail (README "SMTP-time checks"); left out: the recipient policy alone. */
+  checks?: SmtpCheckDeps;
   log: Logger;
 }
+
+export interface SmtpCheckDeps {
+  inbound: InboundChecks;
+  dnsbl: Dnsbl;
+  /** null: per-client rate limits off. */
+  rateLimits: ClientRateLimits | null;
+  /** MOAT_INGRESS_EXEMPT_CIDRS. */
+  exemptCidrs: readonly string[];
+  rejections: RejectionTracker;
+}
+
+const skipped: Promise<DnsblResult> = Promise.resolve({ result: 'skip' });
 
 /** What ingress knows about one connection beyond smtp-server's session. */
 interface ConnectionState {
@@ -61,6 +79,16 @@ interface ConnectionState {
   auth: AuthenticatedSmtpUser | null;
   /** What MAIL FROM decided for the current transaction (inbound, or outbound for a tenant). */
   tx: Exclude<SenderDecision, { direction: 'refused' }> | null;
+  /** An exempt range (MOAT_INGRESS_EXEMPT_CIDRS) or a tenant's registered outbound range. */
+  exempt: Promise<boolean>;
+  /** The DNSBL lookup, started at connect on the MX port (skip elsewhere, and for exempt clients). */
+  dnsbl: Promise<DnsblResult>;
+  /** Per transaction (reset by MAIL FROM): the id its SMTP-time refusals are tracked under… */
+  transactionId: string;
+  /** …whether the message was counted against the client's rate limit yet… */
+  messageCounted: boolean;
+  /** …and when its first recipient was refused (the tracked message's receivedAt). */
+  firstRefusalAt: Date | null;
 }
 
 const payloadBeforeStore = messageAcceptedPayload.omit({ store: true });
@@ -157,7 +185,22 @@ export class SmtpEdge {
         this.opts.log.warn({ err: (err as Error).message, client: session.remoteAddress }, 'outbound range lookup failed');
         return 'error' as const;
       });
-      state = { clientName: this.opts.clientName(session.remoteAddress), tls: null, tenantId: null, countedAs: null, clientTenant, auth: null, tx: null };
+      const exemptRange = isExemptAddress(session.remoteAddress, this.opts.checks?.exemptCidrs ?? []);
+      const exempt = exemptRange ? Promise.resolve(true) : clientTenant.then((t) => t !== null && t !== 'error');
+      state = {
+        clientName: this.opts.clientName(session.remoteAddress),
+        tls: null,
+        tenantId: null,
+        countedAs: null,
+        clientTenant,
+        auth: null,
+        tx: null,
+        exempt,
+        dnsbl: skipped,
+        transactionId: randomUUID(),
+        messageCounted: false,
+        firstRefusalAt: null,
+      };
       this.connections.set(session, state);
     }
     return state;
@@ -170,9 +213,33 @@ export class SmtpEdge {
       this.opts.log.info({ client: session.remoteAddress, open: this.perClient.count(key) }, 'connection refused: too many from this client');
       return callback(replies.tooManyConnectionsFromIp());
     }
-    // The lookup runs while the client talks; DATA awaits it (it is long done by then).
-    this.state(session).countedAs = key;
-    callback();
+    // The lookups run while the client talks; DATA awaits them (they are long done by then).
+    const state = this.state(session);
+    state.countedAs = key;
+    // Per-client rate limits and DNSBL are about mail from the internet: the MX port. The
+    // submission ports have AUTH, its failure limit and the tenant's outbound limit.
+    if (this.opts.listener !== 'mx' || !this.opts.checks) return callback();
+    const { dnsbl, rateLimits } = this.opts.checks;
+    if (dnsbl.enabled) {
+      state.dnsbl = state.exempt.then((exempt) => (exempt ? skipped : dnsbl.check(session.remoteAddress)));
+      // Never rejected (the check fails soft), but a handler keeps a bug from becoming an unhandled rejection.
+      state.dnsbl.catch(() => {});
+    }
+    if (!rateLimits) return callback();
+    state.exempt
+      .then(async (exempt) => (exempt ? null : rateLimits.take('connections', session.remoteAddress)))
+      .then(
+        (taken) => {
+          if (taken?.result !== 'limited') return callback();
+          this.opts.log.info({ client: session.remoteAddress, check: 'rate-limit', why: 'connections', count: taken.count, reply: taken.reply.message }, 'connection refused: client rate limit');
+          callback(taken.reply);
+        },
+        (err: unknown) => {
+          // A rate limiter must not stop mail: an unexpected failure lets the client in.
+          this.opts.log.warn({ err: (err as Error).message, client: session.remoteAddress }, 'connection rate limit failed: passing');
+          callback();
+        },
+      );
   }
 
   private onClose(session: SMTPServerSession): void {
@@ -219,6 +286,10 @@ export class SmtpEdge {
   private onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
     const state = this.state(session);
     state.tx = null;
+    // A new transaction: its refusals are tracked under a fresh id, its message counted afresh.
+    state.transactionId = randomUUID();
+    state.messageCounted = false;
+    state.firstRefusalAt = null;
     this.decideTransaction(address.address, session, state).then(
       (tx) => {
         if (tx.direction === 'refused') {
@@ -264,7 +335,7 @@ export class SmtpEdge {
     // The tenant belongs to the transaction: smtp-server empties rcptTo on RSET, EHLO, STARTTLS
     // and after DATA, and so a new transaction starts with no tenant.
     const tenantId = accepted.length > 0 ? state.tenantId : null;
-    this.opts.policy.decide(address.address, { tenantId, accepted }).then(
+    this.decideInbound(address.address, session, state, { tenantId, accepted }).then(
       (decision) => {
         if (decision.accept) {
           state.tenantId = decision.tenantId;
@@ -280,6 +351,46 @@ export class SmtpEdge {
         callback(replies.tempFail());
       },
     );
+  }
+
+  /**
+   * An inbound recipient: the recipient policy (protected domain, relay rules), then the
+   * SMTP-time checks (smtp-checks.ts). A check's refusal is tracked for the tenant.
+   */
+  private async decideInbound(rawAddress: string, session: SMTPServerSession, state: ConnectionState, tx: TransactionSoFar): Promise<RecipientDecision> {
+    const decision = await this.opts.policy.decide(rawAddress, tx);
+    const checks = this.opts.checks;
+    if (!decision.accept || !checks) return decision;
+    const rcpt = classifyRecipient(rawAddress);
+    if (!rcpt.ok) throw new MoatError('VALIDATION_FAILED', `accepted recipient does not classify: ${rcpt.reason}`);
+    const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+    const firstOfTransaction = !state.messageCounted;
+    state.messageCounted = true;
+    const exempt = state.auth !== null || (await state.exempt);
+    const checked = await checks.inbound.decide({
+      tenantId: decision.tenantId,
+      rcpt,
+      clientIp: session.remoteAddress,
+      mailFrom,
+      firstOfTransaction,
+      exempt,
+      dnsbl: () => state.dnsbl,
+    });
+    if (checked.accept) return decision;
+    state.firstRefusalAt ??= new Date();
+    checks.rejections.record({
+      transactionId: state.transactionId,
+      tenantId: decision.tenantId,
+      rcpt: rcpt.address,
+      check: checked.check,
+      why: checked.why,
+      reply: checked.reply,
+      client: { ip: session.remoteAddress, helo: session.hostNameAppearsAs || '' },
+      mailFrom,
+      at: state.firstRefusalAt,
+      ...(checked.zone ? { zone: checked.zone } : {}),
+    });
+    return { accept: false, reply: checked.reply, why: `${checked.check}:${checked.why}` };
   }
 
   private onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void): void {
