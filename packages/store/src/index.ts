@@ -17,6 +17,7 @@ export * from './dkim-keys.js';
 export * from './sealed-box.js';
 export * from './smtp-credentials.js';
 export * from './outbound-ips.js';
+export * from './filter-policy.js';
 export * from './quarantine.js';
 export * from './quarantine-preview.js';
 export * from './spam-learning.js';

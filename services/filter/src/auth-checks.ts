@@ -43,6 +43,23 @@ export interface AuthOutcome {
   authResults: string;
   /** Wall time of each check in milliseconds. */
   durations: Record<AuthCheck, number>;
+  /** What tenant policy (anti-spoofing, DMARC handling) reads instead of re-parsing the reasons. */
+  evidence: AuthEvidence;
+}
+
+/** The authentication facts tenant policy decides on (sender-auth.ts). */
+export interface AuthEvidence {
+  /** SPF's result and the domain it was evaluated for (MAIL FROM's, or HELO's for a bounce); null when it did not complete. */
+  spf: { result: CheckStatus; domain: string | null } | null;
+  /** Signing domains (d=) of the DKIM signatures that verified, lower case; null when DKIM did not complete. */
+  dkimPass: string[] | null;
+  /** DMARC's result and, when the domain has a record, the policy it asks for (sp= for a subdomain) and its pct=. */
+  dmarc: { result: CheckStatus; policy: 'none' | 'quarantine' | 'reject' | null; pct: number | null };
+}
+
+function dmarcPolicy(value: string | undefined): AuthEvidence['dmarc']['policy'] {
+  const p = (value ?? '').toLowerCase();
+  return p === 'none' || p === 'quarantine' || p === 'reject' ? p : null;
 }
 
 class CheckTimedOut extends Error {
@@ -183,6 +200,7 @@ export async function authenticateMessage(raw: Buffer, input: AuthInput, opts: A
   // DMARC (RFC 7489 §3.1) needs the outcome of SPF and DKIM; when one of them did not finish,
   // a `fail` would be a guess, so the honest answer is temperror.
   let dmarcMs = 0;
+  let dmarcEvidence: AuthEvidence['dmarc'] = { result: 'none', policy: null, pct: null };
   if (!dkimAttempt.ok || !spfAttempt.ok) {
     const reason = 'not evaluated: the SPF or DKIM check did not complete';
     checks.push({ check: 'dmarc', result: 'temperror', reason });
@@ -209,6 +227,7 @@ export async function authenticateMessage(raw: Buffer, input: AuthInput, opts: A
       checks.push({ check: 'dmarc', result: 'permerror', reason: 'the From header has more than one address' });
     } else {
       const d: DMARCResult = dmarcAttempt.value;
+      dmarcEvidence = { result: toCheckStatus(d.status.result), policy: dmarcPolicy(d.policy), pct: typeof d.pct === 'number' ? d.pct : null };
       checks.push(statusCheck('dmarc', d.status, d.status.result === 'none' ? 'no DMARC policy' : d.policy ? `policy ${d.policy}` : d.status.result));
       if (d.info) resinfos.push(d.info);
     }
@@ -221,5 +240,13 @@ export async function authenticateMessage(raw: Buffer, input: AuthInput, opts: A
     opts.log.debug({ check: check.check, ms: Math.round(durations[check.check as AuthCheck] * 1000) / 1000, result: check.result }, 'auth check done');
   }
 
-  return { checks, authResults: [opts.authservId, ...resinfos].join('; '), durations };
+  // The DMARC record pushed last; a policy only when the domain's record was read.
+  const dmarcCheck = checks[checks.length - 1]!;
+  if (dmarcEvidence.policy === null) dmarcEvidence = { result: dmarcCheck.result, policy: null, pct: null };
+  const evidence: AuthEvidence = {
+    spf: spfResult ? { result: toCheckStatus(spfResult.status.result), domain: spfResult.domain ? spfResult.domain.toLowerCase() : null } : null,
+    dkimPass: dkimAttempt.ok ? (dkimAttempt.value.results ?? []).filter((r) => r.status.result === 'pass' && r.signingDomain).map((r) => r.signingDomain!.toLowerCase()) : null,
+    dmarc: dmarcEvidence,
+  };
+  return { checks, authResults: [opts.authservId, ...resinfos].join('; '), durations, evidence };
 }

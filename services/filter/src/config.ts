@@ -37,6 +37,11 @@ export const configSchema = z
    * activation or retirement through the API takes effect within this bound. 0: read per message.
    */
   MOAT_FILTER_DKIM_KEY_CACHE_MS: envInt(0, 3_600_000).default(60_000),
+  /**
+   * How long a tenant's filter policy and allow/block lists are remembered before they are read
+   * again; a change through the API applies within this bound. 0: read per message.
+   */
+  MOAT_FILTER_POLICY_CACHE_MS: envInt(0, 3_600_000).default(30_000),
   /** clamd (TCP, INSTREAM) as host:port; unset: no virus scanning (the check reports skip). */
   MOAT_CLAMD_ADDRESS: z
     .string()

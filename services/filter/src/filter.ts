@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { routingKeys, type AnyEvent, type EventOf, type MessageFilteredPayload, type Verdict } from '@moat/contracts';
+import { routingKeys, type AnyEvent, type EventOf, type MessageFilteredPayload } from '@moat/contracts';
 import { MoatError, PermanentFailure, uuidFrom, type Broker, type DnsResolve, type Logger } from '@moat/runtime';
 import { sealPreview, type Keyring, type MessageStore } from '@moat/store';
 import { authenticateMessage, type AuthOutcome } from './auth-checks.js';
@@ -12,6 +12,8 @@ import { combineSpamScores } from './spam/combine-scanners.js';
 import type { SpamCheck } from './spam/spam-check.js';
 import { unavailableScanners, type SpamScanners } from './spam-scanners.js';
 import { checkForViruses, type ScannerUnavailablePolicy } from './virus-check.js';
+import { applyTenantPolicy } from './tenant-policy.js';
+import { noTenantPolicy, type TenantPolicySource } from './tenant-policy-source.js';
 import type { ClamdVerdict } from './clamd.js';
 
 export interface FilterDependencies {
@@ -36,6 +38,8 @@ export interface FilterDependencies {
   spamScanners?: Pick<SpamScanners, 'run'> | null;
   /** Deepest MIME nesting and most parts a message may have before it is quarantined (defaults: mime-structure.ts). */
   mimeLimits?: MimeLimits;
+  /** Tenants' filter policies and lists (tenant-policy.ts); null: every tenant gets the service's behaviour. */
+  tenantPolicy?: Pick<TenantPolicySource, 'forMessage'> | null;
   log: Logger;
 }
 
@@ -96,7 +100,7 @@ export class MessageFilter {
     const accepted = event.payload;
     const raw = await this.readBody(event);
     const outbound = accepted.direction === 'outbound';
-    const [auth, headers, virus, scanned] = await Promise.all([
+    const [auth, headers, virus, scanned, tenant] = await Promise.all([
       outbound
         ? outboundAuthentication(this.deps.authservId)
         : authenticateMessage(raw, { ip: accepted.client.ip, helo: accepted.client.helo, mailFrom: accepted.mailFrom }, {
@@ -112,29 +116,35 @@ export class MessageFilter {
       }),
       checkForViruses(raw, this.deps.scanViruses ?? null, { forMs: this.deps.scannerRetryMs ?? 0, everyMs: 1_000 }),
       this.deps.spamScanners?.run(raw, accepted) ?? [],
+      this.deps.tenantPolicy?.forMessage(raw, accepted) ?? noTenantPolicy,
     ]);
-    if (virus.unavailable && (this.deps.scannerUnavailable ?? 'retry') === 'retry') {
+    // The tenant's fallback overrides the service's (MOAT_FILTER_SCANNER_UNAVAILABLE).
+    const fallback = tenant.settings.policy.scannerUnavailable ?? this.deps.scannerUnavailable ?? 'retry';
+    if (virus.unavailable && fallback === 'retry') {
       // Thrown as transient: the broker redelivers with back-off; the message is never delivered
       // unscanned and never lost (after the queue's delivery limit it is parked, replayable).
       throw new ScannerUnavailable(`virus scanner unavailable, message ${accepted.messageId} will be filtered again: ${virus.check.reason}`);
     }
     const spamUnavailable = unavailableScanners(scanned);
-    if (spamUnavailable.length > 0 && (this.deps.scannerUnavailable ?? 'retry') === 'retry') {
+    if (spamUnavailable.length > 0 && fallback === 'retry') {
       // The same policy as the virus scanner's: an engine that was asked never silently passes.
       throw new ScannerUnavailable(`spam scanner unavailable, message ${accepted.messageId} will be filtered again: ${spamUnavailable.join('; ')}`);
     }
-    // A virus is quarantined: never delivered, never bounced with the virus attached. Spam is
-    // scored after authentication (its results are rules of the spam score; outbound mail has
-    // none) and quarantined at or above the quarantine score. Tenant policy comes later.
-    const spam = combineSpamScores(await this.deps.spam.run(raw, auth.checks, outbound ? null : accepted.tenantId), scanned, this.deps.spam.thresholds);
+    // Spam is scored after authentication (its results are rules of the spam score; outbound
+    // mail has none). Inbound mail adds the tenant's learned counts (per-tenant learning).
+    const combined = combineSpamScores(await this.deps.spam.run(raw, auth.checks, outbound ? null : accepted.tenantId), scanned, this.deps.spam.thresholds);
     // A structure deeper or wider than any parser or scanner reads is not delivered unread.
     const mime = mimeStructureCheck(raw, this.deps.mimeLimits);
-    const verdict: Verdict = virus.signature !== null || spam.verdict === 'quarantine' || mime.result === 'fail' ? 'quarantine' : 'deliver';
-    const reasons: string[] = virus.signature !== null ? [`virus: ${virus.signature}`] : [];
-    if (mime.result === 'fail') reasons.push(mime.reason);
-    reasons.push(...spam.reasons);
+    // Viruses, lists, anti-spoofing, DMARC and the tenant's spam thresholds decide (tenant-policy.ts).
+    const decided = applyTenantPolicy({ accepted, auth: outbound ? null : (auth as AuthOutcome).evidence, tenant, virus, mime, spam: combined, service: this.deps.spam.thresholds });
+    if (decided.unsettled !== null && fallback === 'retry') {
+      throw new ScannerUnavailable(`anti-spoofing unsettled, message ${accepted.messageId} will be filtered again: ${decided.unsettled}`);
+    }
+    const { verdict, spam } = decided;
+    const reasons = decided.reasons;
+    if (decided.unsettled !== null) reasons.push(`spoofing check unsettled: delivered (policy: deliver)`);
     if (virus.unavailable) reasons.push('virus scan unavailable: delivered unscanned (policy)');
-    let prependHeaders = composePrependHeaders({ accepted: accepted.prependHeaders, authResults: outbound ? null : auth.authResults, verdict, spam: spam.headers });
+    let prependHeaders = composePrependHeaders({ accepted: accepted.prependHeaders, authResults: outbound ? null : auth.authResults, verdict, spam: spam.headers }) + decided.headers;
     if (virus.unavailable) prependHeaders += 'X-Moat-Virus-Status: unscanned\r\n';
     if (outbound) {
       // Signed over exactly what the sender transmits (these headers, then the stored message);
@@ -152,7 +162,7 @@ export class MessageFilter {
       verdict,
       score: spam.score,
       reasons,
-      checks: [...auth.checks, virus.check, mime, spam.check, ...scanned.map((s) => s.check)],
+      checks: [...auth.checks, virus.check, mime, spam.check, ...scanned.map((s) => s.check), ...decided.checks],
       authResults: auth.authResults,
       headers,
       prependHeaders,

@@ -1,6 +1,6 @@
 import { queues } from '@moat/contracts';
 import { connectDependencies, createResolver, type Logger, type RunningService } from '@moat/runtime';
-import { DkimSigningKeys, keyringFromConfig, MessageStore, previewKeyringFromConfig, SpamLearningRepository } from '@moat/store';
+import { DkimSigningKeys, FilterPolicyRepository, keyringFromConfig, MessageStore, previewKeyringFromConfig, SpamLearningRepository } from '@moat/store';
 import type { Config } from './config.js';
 import { createBatchedBodyReader } from './body-reader.js';
 import { OutboundSigner } from './dkim-signing.js';
@@ -8,6 +8,7 @@ import { scanWithClamd } from './clamd.js';
 import { parseHostPort } from './scanner-config.js';
 import { spamScannersFromConfig } from './spam-scanners-config.js';
 import { MessageFilter } from './filter.js';
+import { TenantPolicySource } from './tenant-policy-source.js';
 import { loadModel } from './spam/model.js';
 import { SpamCheck, type TenantLearning } from './spam/spam-check.js';
 import { defaultTenantLearning } from './spam/tenant-model.js';
@@ -58,6 +59,7 @@ export async function start(config: Config, log: Logger): Promise<FilterService>
     spam,
     spamScanners: spamScannersFromConfig(config),
     mimeLimits: { maxDepth: config.MOAT_FILTER_MAX_MIME_DEPTH, maxParts: config.MOAT_FILTER_MAX_MIME_PARTS },
+    tenantPolicy: new TenantPolicySource(new FilterPolicyRepository(deps.pool), config.MOAT_FILTER_POLICY_CACHE_MS),
     log,
   });
   // Trains from bodies read directly (not through the batched reader: its batches are for the mail path).

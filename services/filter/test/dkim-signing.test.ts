@@ -204,6 +204,9 @@ describe('outbound DKIM signing', () => {
     const event = await submit(raw, { tenantId, mailFrom: `erin@${domain}`, direction: 'inbound' });
     expect(event.payload.prependHeaders).not.toContain('DKIM-Signature');
     expect(event.payload.prependHeaders.startsWith(ingressReceived)).toBe(true);
-    expect(event.payload.reasons).toEqual([]);
+    // Nothing about signing; the only reason is anti-spoofing's (unauthenticated mail claiming
+    // the tenant's own domain from outside is quarantined: see tenant-policy.ts).
+    expect(event.payload.reasons.filter((r) => /DKIM-signed/.test(r))).toEqual([]);
+    expect(event.payload.reasons).toEqual([expect.stringMatching(new RegExp(`^spoofing: ${domain.replace(/\./g, '\\.')} is the tenant's own domain`))]);
   });
 });

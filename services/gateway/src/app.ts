@@ -17,6 +17,7 @@ import { mailboxRoutes } from './routes/mailboxes.js';
 import { messageRoutes } from './routes/messages.js';
 import { deliveryPolicyRoutes } from './routes/delivery-policy.js';
 import { outboundRoutes } from './routes/outbound.js';
+import { filterPolicyRoutes } from './routes/filter-policy.js';
 import { smtpPolicyRoutes } from './routes/smtp-policy.js';
 import { queueRoutes } from './routes/queue.js';
 import { parkedRoutes } from './routes/parked.js';
@@ -67,6 +68,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'repos' | 'broker' | 'subnetChecks
     ...queueRoutes(deps.repos, deps.broker),
     ...deliveryPolicyRoutes(deps.repos),
     ...outboundRoutes(deps.repos),
+    ...filterPolicyRoutes(deps.repos),
     ...smtpPolicyRoutes(deps.repos),
   ];
   let document: Record<string, unknown> | null = null;

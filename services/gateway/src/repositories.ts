@@ -1,6 +1,6 @@
 import type { Pool } from '@moat/runtime';
 import type { RetrySchedule } from '@moat/store';
-import { ApiKeyRepository, ArchiveRepository, AuditLog, DigestLinkRepository, DkimKeyRepository, OutboundIpRepository, ParkedRepository, PoolRepository, QuarantineRepository, QueueControlRepository, SmtpCredentialRepository, SmtpPolicyRepository, SpamLearningRepository, SubnetCheckRepository, TenantRepository, TrackingRepository } from '@moat/store';
+import { ApiKeyRepository, ArchiveRepository, AuditLog, DigestLinkRepository, DkimKeyRepository, FilterPolicyRepository, OutboundIpRepository, ParkedRepository, PoolRepository, QuarantineRepository, QueueControlRepository, SmtpCredentialRepository, SmtpPolicyRepository, SpamLearningRepository, SubnetCheckRepository, TenantRepository, TrackingRepository } from '@moat/store';
 import { MailboxRepository } from './data/mailboxes.js';
 import { PartnerRepository } from './data/partners.js';
 
@@ -23,6 +23,7 @@ export interface GatewayRepositories {
   dkimKeys: DkimKeyRepository;
   smtpCredentials: SmtpCredentialRepository;
   outboundIps: OutboundIpRepository;
+  filterPolicies: FilterPolicyRepository;
   smtpPolicies: SmtpPolicyRepository;
 }
 
@@ -46,6 +47,7 @@ export function createRepositories(pool: Pool, schedule?: RetrySchedule): Gatewa
     dkimKeys: new DkimKeyRepository(pool),
     smtpCredentials: new SmtpCredentialRepository(pool),
     outboundIps: new OutboundIpRepository(pool),
+    filterPolicies: new FilterPolicyRepository(pool),
     smtpPolicies: new SmtpPolicyRepository(pool),
   };
 }

@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
-import { routingKeys, type DeliveryResultPayload } from '@moat/contracts';
+import { routingKeys, type DeliveryResultPayload, type MessageFilteredPayload } from '@moat/contracts';
 import { MoatError, uuidFrom, type Broker, type Logger } from '@moat/runtime';
 import type { Delivery, MessageStore } from '@moat/store';
 import { buildDsn } from './dsn.js';
 import type { RoutingInput } from './destinations.js';
 import type { Notice } from './notices.js';
+
+/** The original message a DSN reports on: a delivery row, or a message the filter rejected. */
+type DsnSource = Pick<Delivery, 'messageId' | 'tenantId' | 'receivedAt' | 'mailFrom' | 'prependHeaders'>;
 
 export interface DsnIssuerOptions {
   broker: Broker;
@@ -34,13 +37,46 @@ export class DsnIssuer {
   constructor(private readonly opts: DsnIssuerOptions) {}
 
   async issue(row: Delivery, result: DeliveryResultPayload, notice: Notice): Promise<void> {
-    const { broker, store, log } = this.opts;
+    const { log } = this.opts;
     if (notice.action === 'delayed') {
       // Once per delivery: a later attempt finds the warning's deliveries and sends nothing new.
       // (A first pass that died after storing but before routing left no delivery rows, and its
       // redelivered result rebuilds the same DSN with the same store key.)
       if ((await this.opts.deliveriesOf(notice.dsnMessageId)).length > 0) return;
     }
+    await this.send(row, notice, { dsnFor: row.messageId, deliveryId: row.id, attempt: row.attempt, action: notice.action, recipients: notice.recipients.map((r) => r.rcpt) });
+    log.info({ dsnMessageId: notice.dsnMessageId, messageId: row.messageId, deliveryId: row.id, attempt: row.attempt, action: notice.action, recipients: notice.recipients.length }, 'DSN issued');
+  }
+
+  /**
+   * The bounce for a message the filter rejected after SMTP had accepted it (tenant policy: a
+   * reject score, a DMARC p=reject honoured): the sender must learn that it was not delivered
+   * (DESIGN.md Promise 2), so every recipient is reported `failed` with 5.7.1 and the filter's
+   * reasons. The DSN's id derives from the message id and it is dated when the original was
+   * received, so a redelivered verdict rebuilds the same bytes under the same store key. The
+   * caller skips the null sender (no DSN to a DSN). Returns the DSN's message id.
+   */
+  async issueRejection(p: MessageFilteredPayload): Promise<string> {
+    const receivedAt = new Date(p.store.receivedAt);
+    // One line, bounded: the reasons are the filter's own words (score, DMARC policy), and a DSN line stays short.
+    const why = (p.reasons.join('; ') || 'no reason given').replace(/\s+/g, ' ').slice(0, 900);
+    const reply = { code: null, enhanced: '5.7.1', text: `rejected by the recipient's filter policy: ${why}` };
+    const notice: Notice = {
+      action: 'failed',
+      dsnMessageId: uuidFrom(p.messageId, 'dsn', 'rejected'),
+      recipients: p.rcptTo.map((rcpt) => ({ rcpt, fate: 'failed', reply, remoteMta: null, lastAttemptAt: receivedAt })),
+      at: receivedAt,
+      willRetryUntil: null,
+    };
+    const source: DsnSource = { messageId: p.messageId, tenantId: p.tenantId, receivedAt, mailFrom: p.mailFrom, prependHeaders: p.prependHeaders };
+    await this.send(source, notice, { dsnFor: p.messageId, action: 'failed', rejected: true, recipients: p.rcptTo });
+    this.opts.log.info({ dsnMessageId: notice.dsnMessageId, messageId: p.messageId, recipients: p.rcptTo.length }, 'DSN issued for a rejected message');
+    return notice.dsnMessageId;
+  }
+
+  /** Builds, stores, records and routes one DSN; every step keyed by the notice's id (see the class comment). */
+  private async send(row: DsnSource, notice: Notice, detail: Record<string, unknown>): Promise<void> {
+    const { broker, store } = this.opts;
     const original = await this.readOriginal(row);
     const raw = buildDsn({
       dsnMessageId: notice.dsnMessageId,
@@ -65,7 +101,7 @@ export class DsnIssuer {
           tenantId: row.tenantId,
           kind: 'routed',
           rcpt: [],
-          detail: { dsnFor: row.messageId, deliveryId: row.id, attempt: row.attempt, action: notice.action, recipients: notice.recipients.map((r) => r.rcpt) },
+          detail,
           generated: {
             direction: 'outbound',
             mailFrom: '',
@@ -90,7 +126,6 @@ export class DsnIssuer {
       prependHeaders: '',
       size: raw.length,
     });
-    log.info({ dsnMessageId: notice.dsnMessageId, messageId: row.messageId, deliveryId: row.id, attempt: row.attempt, action: notice.action, recipients: notice.recipients.length }, 'DSN issued');
   }
 
   /**
@@ -98,7 +133,7 @@ export class DsnIssuer {
    * held): the DSN is still sent, without the headers part. A store that cannot be reached now
    * throws: the result is redelivered and the DSN made later, complete.
    */
-  private async readOriginal(row: Delivery): Promise<Buffer | null> {
+  private async readOriginal(row: DsnSource): Promise<Buffer | null> {
     try {
       return await this.opts.store.get({ messageId: row.messageId, receivedAt: row.receivedAt.toISOString() });
     } catch (err) {

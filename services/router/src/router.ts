@@ -91,9 +91,13 @@ export class DeliveryRouter {
   async onFiltered(p: MessageFilteredPayload): Promise<void> {
     if (p.verdict !== 'deliver') {
       // Quarantine and reject are decided by the filter; the router only makes them visible.
-      // No delivery is created (the quarantine itself belongs to the archive).
+      // No delivery is created (the quarantine itself belongs to the archive). A rejected
+      // message was accepted at SMTP time, so its sender is told with a DSN (Promise 2: nothing
+      // disappears silently), before the event that records the fate (a redelivered verdict
+      // rebuilds the same DSN, keyed by the message id).
       const kind = p.verdict === 'quarantine' ? 'quarantined' : 'rejected';
-      await this.publishTrackingEvent(uuidFrom(p.messageId, 'router', kind), p.messageId, p.tenantId, kind, p.rcptTo, { score: p.score, reasons: p.reasons });
+      const dsnMessageId = p.verdict === 'reject' ? await this.bounceRejected(p) : null;
+      await this.publishTrackingEvent(uuidFrom(p.messageId, 'router', kind), p.messageId, p.tenantId, kind, p.rcptTo, { score: p.score, reasons: p.reasons, ...(p.verdict === 'reject' ? { dsnMessageId } : {}) });
       return;
     }
     await this.routeAndPublish({
@@ -106,6 +110,16 @@ export class DeliveryRouter {
       prependHeaders: p.prependHeaders,
       size: Buffer.byteLength(p.prependHeaders) + p.size,
     });
+  }
+
+  /** The DSN for a rejected message, or null when none can be sent (null or domainless sender, DSNs not configured). */
+  private async bounceRejected(p: MessageFilteredPayload): Promise<string | null> {
+    if (!rejectionNeedsDsn(p.mailFrom)) return null;
+    if (!this.dsn) {
+      this.opts.log.warn({ messageId: p.messageId }, 'message rejected by the filter, but DSNs are not configured: the sender is not told');
+      return null;
+    }
+    return this.dsn.issueRejection(p);
   }
 
   /**
@@ -255,4 +269,13 @@ export class DeliveryRouter {
       );
     }
   }
+}
+
+/**
+ * Whether the sender of a rejected message gets a DSN (pure): not the null reverse-path (a DSN
+ * or other notification is never answered with one, RFC 5321 §4.5.5), nor an address without a
+ * domain (nowhere to send it).
+ */
+export function rejectionNeedsDsn(mailFrom: string): boolean {
+  return mailFrom !== '' && recipientDomain(mailFrom) !== null;
 }

@@ -231,4 +231,43 @@ describe('DSNs', () => {
     const ids = h.events.filter((e) => e.type === 'message.event' && e.payload.messageId === fed.messageId && e.payload.kind === 'bounced').map((e) => e.id);
     expect(new Set(ids).size).toBe(1);
   });
+
+  it('when the filter rejects an accepted message, then its sender gets one DSN (5.7.1 for every recipient, the reasons quoted) even when the verdict comes twice, and tracking records rejected with the DSN id', async () => {
+    const server = await customer();
+    const domain = `rj${uniq()}.example`;
+    const tenantId = await h.protect(domain, [{ host: '127.0.0.1', port: server.port, priority: 10 }]);
+    const sender = `alice${uniq()}@sender.example`;
+    const rcpts = [`a@${domain}`, `b@${domain}`];
+    const fed = await h.feed({ tenantId, rcpts, mailFrom: sender, verdict: 'reject' });
+    const rejected = await eventually(() => h.trackingFor(fed.messageId).find((e) => e.kind === 'rejected'));
+    expect(rejected.rcpt).toEqual(rcpts);
+    const dsnMessageId = String(rejected.detail.dsnMessageId);
+    expect(dsnMessageId).toMatch(/^[0-9a-f-]{36}$/);
+    const [dsn] = await eventually(() => (dsnsTo(sender).length === 1 ? dsnsTo(sender) : null));
+    const report = await parseDsn(dsn!);
+    expect(report.recipients.map((r) => [r['final-recipient'], r.action, r.status])).toEqual(rcpts.map((r) => [`rfc822; ${r}`, 'failed', '5.7.1']));
+    expect(report.raw).toContain("rejected by the recipient's filter policy");
+    expect(report.headers).toContain(`Subject: test ${fed.messageId}`);
+    // The DSN is tracked as Moat's own outbound message.
+    expect(h.events.some((e) => e.type === 'message.event' && e.payload.kind === 'routed' && e.payload.detail.dsnFor === fed.messageId && e.payload.messageId === dsnMessageId)).toBe(true);
+    // A redelivered verdict (the filter published again after a crash): the same DSN, sent once.
+    await h.broker.publish('message.filtered', fed.event);
+    await eventually(() => h.trackingFor(fed.messageId).filter((e) => e.kind === 'rejected').length === 2);
+    await sleep(1_500);
+    expect(dsnsTo(sender)).toHaveLength(1);
+    expect(await h.deliveries.forMessage(dsnMessageId)).toHaveLength(1);
+    expect(server.transactions).toHaveLength(0);
+  });
+
+  it('when the filter rejects a message from the null sender, then no DSN is made and the rejection is still tracked', async () => {
+    const domain = `rn${uniq()}.example`;
+    const tenantId = await h.protect(domain, [{ host: '127.0.0.1', port: 1, priority: 10 }]);
+    const before = mx.transactions.length;
+    const fed = await h.feed({ tenantId, rcpts: [`a@${domain}`], mailFrom: '', verdict: 'reject' });
+    const rejected = await eventually(() => h.trackingFor(fed.messageId).find((e) => e.kind === 'rejected'));
+    expect(rejected.detail.dsnMessageId).toBeNull();
+    await sleep(1_000);
+    expect(h.events.some((e) => e.type === 'message.event' && e.payload.kind === 'routed' && e.payload.detail.dsnFor === fed.messageId)).toBe(false);
+    expect(mx.transactions.slice(before).filter((tx) => tx.mailFrom === '')).toEqual([]);
+  });
 });

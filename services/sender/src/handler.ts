@@ -4,6 +4,7 @@ import type { MessageStore, SealedBodyRow } from '@moat/store';
 import type { SenderDeliveries } from './batched-deliveries.js';
 import type { Deliverer } from './deliver.js';
 import { localReply } from './reply.js';
+import { subjectTagOf, tagSubject } from './subject-tag.js';
 
 export interface SendHandlerOptions {
   broker: Broker;
@@ -84,8 +85,10 @@ export class SendHandler {
       // fails the claim's statement itself: nothing is claimed and the request comes back.)
       return this.withoutSending(req, code === 'NOT_FOUND' ? 'failed' : 'deferred', `message body unavailable: ${message}`, code === 'NOT_FOUND' ? '5.3.0' : '4.3.0');
     }
-    // Moat's prepended trace/verdict headers, then the body exactly as received.
-    const body = Buffer.concat([Buffer.from(req.prependHeaders, 'utf8'), raw]);
+    // Moat's prepended trace/verdict headers, then the message as received: only its Subject
+    // changes, and only when the tenant's filter policy tags it (subject-tag.ts).
+    const tag = subjectTagOf(req.prependHeaders);
+    const body = Buffer.concat([Buffer.from(req.prependHeaders, 'utf8'), tag ? tagSubject(raw, tag) : raw]);
     return this.opts.deliverer.deliver(req, body);
   }
 

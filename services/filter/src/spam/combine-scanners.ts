@@ -54,5 +54,6 @@ export function combineSpamScores(own: SpamCheckOutcome, scanners: readonly Scan
     reasons,
     headers: { score: score.toFixed(2), status: `${status} score=${score.toFixed(2)} quarantine=${thresholds.quarantine} unsure=${thresholds.unsure} ${basis}` },
     outcome: own.outcome,
+    basis,
   };
 }

@@ -39,6 +39,8 @@ export interface SpamCheckOutcome {
   headers: { score: string; status: string };
   /** The classifier's outcome; null when it failed. */
   outcome: SpamOutcome | null;
+  /** What the score rests on (`bayes=… clues=… GTUBE(+1000)`, the engines' parts), for re-judging under a tenant's thresholds; absent when nothing scored. */
+  basis?: string;
 }
 
 export class SpamCheck {
@@ -81,6 +83,7 @@ export class SpamCheck {
         status: `${outcome.status} score=${outcome.score.toFixed(2)} quarantine=${this.thresholds.quarantine} unsure=${this.thresholds.unsure} ${describe(outcome)}`,
       },
       outcome,
+      basis: describe(outcome),
     };
   }
 
