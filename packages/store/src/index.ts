@@ -20,6 +20,7 @@ export * from './outbound-ips.js';
 export * from './filter-policy.js';
 export * from './quarantine.js';
 export * from './quarantine-preview.js';
+export * from './spam-learning.js';
 export * from './digest-link.js';
 export * from './digests.js';
 export * from './digest-text.js';

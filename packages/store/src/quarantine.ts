@@ -1,5 +1,6 @@
 import type { Direction, MessageFilteredPayload, SealedPreview } from '@moat/contracts';
 import { inTransaction, type Pool, type PoolClient } from '@moat/runtime';
+import { recordSpamFeedback, type SpamFeedbackInput } from './spam-learning.js';
 
 // =============================================================================================
 // The quarantine: one row per quarantined message (the archive writes it, the gateway reads and
@@ -306,16 +307,11 @@ export class QuarantineRepository {
   }
 
   /**
-   * Records "this is not spam" (ham) or "this is spam" for the tenant's classifier to learn from.
-   * Once per message and label; true when new.
+   * Records "this is not spam" (ham) or "this is spam" for the tenant's classifier to learn from
+   * (spam-learning.ts); true when recorded, false when it was the message's latest label already.
    */
-  async recordFeedback(f: { tenantId: string; messageId: string; storeReceivedAt: string; label: 'ham' | 'spam'; source: string; actor: string }): Promise<boolean> {
-    const res = await this.pool.query(
-      `INSERT INTO spam_feedback (tenant_id, message_id, store_received_at, label, source, actor) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (message_id, label) DO NOTHING`,
-      [f.tenantId, f.messageId, f.storeReceivedAt, f.label, f.source, f.actor],
-    );
-    return res.rowCount === 1;
+  async recordFeedback(f: SpamFeedbackInput): Promise<boolean> {
+    return (await recordSpamFeedback(this.pool, f)).recorded;
   }
 
   /** The feedback not yet used for training, oldest first (what a trainer reads). */

@@ -9,3 +9,4 @@ export * from './clamd.js';
 export * from './event-tap.js';
 export * from './rspamd.js';
 export * from './spamd.js';
+export * from './spam-messages.js';

@@ -6,6 +6,7 @@ import { defaultMimeLimits } from './mime-structure.js';
 import { spamScannerConfigShape } from './scanner-config.js';
 import { defaultSpamThresholds } from './spam/classify.js';
 import { defaultModelPath } from './spam/model.js';
+import { defaultTenantLearning } from './spam/tenant-model.js';
 
 /** The four authentication checks run one after another (DKIM and SPF side by side), and all
  * must end inside the filter queue's handler timeout with room to spare, or a slow sender's DNS
@@ -69,6 +70,18 @@ export const configSchema = z
   MOAT_FILTER_SPAM_QUARANTINE_SCORE: spamScore.default(defaultSpamThresholds.quarantine),
   /** Spam score at or above which a delivered message is tagged `unsure`. */
   MOAT_FILTER_SPAM_UNSURE_SCORE: spamScore.default(defaultSpamThresholds.unsure),
+  /**
+   * Per-tenant learning: how many default-corpus messages one tenant label ("this is spam / not
+   * spam") weighs as when its counts are added to the default model's (spam/tenant-model.ts). 0:
+   * tenants' counts are not used (the trainer still learns them).
+   */
+  MOAT_FILTER_SPAM_TENANT_WEIGHT: z.coerce.number().finite().min(0).max(1000).default(defaultTenantLearning.weight),
+  /** How long a tenant that has learned nothing is remembered as such (no lookup, no hashing); 0: looked up per message. */
+  MOAT_FILTER_SPAM_TENANT_CACHE_MS: envInt(0, 3_600_000).default(10_000),
+  /** How often this replica looks for untrained spam feedback (ms). 0: this replica does not train. */
+  MOAT_FILTER_SPAM_TRAIN_INTERVAL_MS: envInt(0, 86_400_000).default(30_000),
+  /** Feedback rows trained per transaction. */
+  MOAT_FILTER_SPAM_TRAIN_BATCH: envInt(1, 1000).default(50),
   })
   .refine((c) => c.MOAT_FILTER_SPAM_UNSURE_SCORE <= c.MOAT_FILTER_SPAM_QUARANTINE_SCORE, {
     message: 'must not be above MOAT_FILTER_SPAM_QUARANTINE_SCORE',

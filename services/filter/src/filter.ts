@@ -32,7 +32,7 @@ export interface FilterDependencies {
   scannerRetryMs?: number;
   /** Seals the text preview of quarantined messages (MOAT_QUARANTINE_PREVIEW_KEY); null: no previews. */
   previewKeyring?: Keyring | null;
-  /** The built-in spam classifier, its model loaded once at start. */
+  /** The built-in spam classifier, its model loaded once at start; inbound mail adds the tenant's learned counts. */
   spam: Pick<SpamCheck, 'run' | 'thresholds'>;
   /** External spam engines (rspamd, spamd) whose scores are added to the built-in one; null: none. */
   spamScanners?: Pick<SpamScanners, 'run'> | null;
@@ -131,8 +131,8 @@ export class MessageFilter {
       throw new ScannerUnavailable(`spam scanner unavailable, message ${accepted.messageId} will be filtered again: ${spamUnavailable.join('; ')}`);
     }
     // Spam is scored after authentication (its results are rules of the spam score; outbound
-    // mail has none).
-    const combined = combineSpamScores(await this.deps.spam.run(raw, auth.checks), scanned, this.deps.spam.thresholds);
+    // mail has none). Inbound mail adds the tenant's learned counts (per-tenant learning).
+    const combined = combineSpamScores(await this.deps.spam.run(raw, auth.checks, outbound ? null : accepted.tenantId), scanned, this.deps.spam.thresholds);
     // A structure deeper or wider than any parser or scanner reads is not delivered unread.
     const mime = mimeStructureCheck(raw, this.deps.mimeLimits);
     // Viruses, lists, anti-spoofing, DMARC and the tenant's spam thresholds decide (tenant-policy.ts).

@@ -9,7 +9,7 @@ import { forbidden, notFound, unauthorized } from './problem.js';
  * resources answer 404, exactly like resources that do not exist, so a key never learns what
  * exists outside its reach. Scopes decide *what* a partner or tenant key may do there.
  */
-export const apiScopes = ['tenants:read', 'tenants:write', 'domains:read', 'domains:write', 'mailboxes:read', 'mailboxes:write', 'api-keys:write', 'messages:read', 'archive:read', 'queue:read', 'queue:write', 'outbound:read', 'outbound:write', 'quarantine:read', 'quarantine:write', 'quarantine:release-dangerous', '*'] as const;
+export const apiScopes = ['tenants:read', 'tenants:write', 'domains:read', 'domains:write', 'mailboxes:read', 'mailboxes:write', 'api-keys:write', 'messages:read', 'archive:read', 'queue:read', 'queue:write', 'outbound:read', 'outbound:write', 'quarantine:read', 'quarantine:write', 'quarantine:release-dangerous', 'spam-feedback:read', 'spam-feedback:write', '*'] as const;
 export type ApiScope = (typeof apiScopes)[number];
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -24,6 +24,7 @@ import { parkedRoutes } from './routes/parked.js';
 import { partnerRoutes } from './routes/partners.js';
 import { poolRoutes } from './routes/pools.js';
 import { quarantineRoutes } from './routes/quarantine.js';
+import { spamFeedbackRoutes } from './routes/spam-feedback.js';
 import { subnetCheckRoutes } from './routes/subnet-checks.js';
 import { tenantRoutes } from './routes/tenants.js';
 import { meRoutes } from './routes/me.js';
@@ -60,6 +61,7 @@ export function apiRoutes(deps: Pick<AppDeps, 'repos' | 'broker' | 'subnetChecks
     ...messageRoutes(deps.repos),
     ...archiveRoutes(deps.repos),
     ...quarantineRoutes(deps.repos, deps.broker, deps.previewKeyring ?? null),
+    ...spamFeedbackRoutes(deps.repos),
     ...parkedRoutes(deps.repos, deps.broker),
     ...poolRoutes(deps.repos),
     ...subnetCheckRoutes(deps.repos, deps.subnetChecks),

@@ -1,6 +1,6 @@
 import type { Pool } from '@moat/runtime';
 import type { RetrySchedule } from '@moat/store';
-import { ApiKeyRepository, ArchiveRepository, AuditLog, DigestLinkRepository, DkimKeyRepository, FilterPolicyRepository, OutboundIpRepository, ParkedRepository, PoolRepository, QuarantineRepository, QueueControlRepository, SmtpCredentialRepository, SmtpPolicyRepository, SubnetCheckRepository, TenantRepository, TrackingRepository } from '@moat/store';
+import { ApiKeyRepository, ArchiveRepository, AuditLog, DigestLinkRepository, DkimKeyRepository, FilterPolicyRepository, OutboundIpRepository, ParkedRepository, PoolRepository, QuarantineRepository, QueueControlRepository, SmtpCredentialRepository, SmtpPolicyRepository, SpamLearningRepository, SubnetCheckRepository, TenantRepository, TrackingRepository } from '@moat/store';
 import { MailboxRepository } from './data/mailboxes.js';
 import { PartnerRepository } from './data/partners.js';
 
@@ -15,6 +15,7 @@ export interface GatewayRepositories {
   parked: ParkedRepository;
   archive: ArchiveRepository;
   quarantine: QuarantineRepository;
+  spamLearning: SpamLearningRepository;
   digestLinks: DigestLinkRepository;
   pools: PoolRepository;
   subnetChecks: SubnetCheckRepository;
@@ -38,6 +39,7 @@ export function createRepositories(pool: Pool, schedule?: RetrySchedule): Gatewa
     parked: new ParkedRepository(pool),
     archive: new ArchiveRepository(pool),
     quarantine: new QuarantineRepository(pool),
+    spamLearning: new SpamLearningRepository(pool),
     digestLinks: new DigestLinkRepository(pool),
     pools: new PoolRepository(pool),
     subnetChecks: new SubnetCheckRepository(pool),

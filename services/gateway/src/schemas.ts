@@ -294,6 +294,62 @@ export const NotSpamResult = QuarantineAction.extend({
   feedbackRecorded: z.boolean().meta({ description: 'false when this message had already been marked not-spam' }),
 }).meta({ id: 'NotSpamResult' });
 
+// --- spam feedback (per-tenant learning) -----------------------------------------------------
+
+const spamLabel = z.enum(['spam', 'ham']).meta({ description: '`spam`: this is spam; `ham`: this is not spam' });
+
+export const SpamFeedbackRequest = z
+  .strictObject({
+    messageId: id.meta({ description: 'A message the tenant received: from its LiveArchive, tracking or quarantine' }),
+    label: spamLabel,
+  })
+  .meta({ id: 'SpamFeedbackRequest' });
+
+export const SpamFeedbackResult = z
+  .object({
+    messageId: id,
+    tenantId: id,
+    label: spamLabel,
+    previousLabel: spamLabel.nullable().meta({ description: 'The message’s label before this request, or null' }),
+    recorded: z.boolean().meta({ description: 'false when this was the message’s latest label already (a repeated request): nothing changes' }),
+  })
+  .meta({ id: 'SpamFeedbackResult' });
+
+export const SpamFeedbackQuery = z.strictObject({
+  messageId: id.optional().meta({ description: 'Only this message’s labels' }),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+});
+
+export const SpamFeedbackList = z
+  .object({
+    items: z.array(
+      z.object({
+        id: z.string(),
+        messageId: id,
+        label: spamLabel,
+        source: z.string().meta({ description: '`api` (this endpoint) or `quarantine` (not-spam)' }),
+        actor: z.string(),
+        at: timestamp,
+        trainedAt: timestamp.nullable().meta({ description: 'When the trainer took it; null while pending' }),
+        outcome: z.enum(['learned', 'relabelled', 'unchanged', 'untrainable']).nullable().meta({ description: 'What training did: learned, relabelled (the earlier label reversed), unchanged, untrainable (see detail)' }),
+        detail: z.string().nullable(),
+      }),
+    ),
+  })
+  .meta({ id: 'SpamFeedbackList' });
+
+export const SpamLearningSummary = z
+  .object({
+    tenantId: id,
+    nSpam: z.number().int().meta({ description: 'Messages the tenant’s model holds as spam' }),
+    nHam: z.number().int().meta({ description: 'Messages the tenant’s model holds as not spam' }),
+    tokens: z.number().int().meta({ description: 'Distinct tokens with counts' }),
+    pending: z.number().int().meta({ description: 'Labels waiting for the trainer' }),
+    untrainable: z.number().int().meta({ description: 'Labels that could not be learned (the body was gone)' }),
+    updatedAt: timestamp.nullable(),
+  })
+  .meta({ id: 'SpamLearningSummary' });
+
 // --- parked events ---------------------------------------------------------------------------
 
 export const ParkedSummary = z

@@ -57,15 +57,23 @@ export function learn(counts: TokenCounts, tokens: Iterable<string>, isSpam: boo
   for (const t of tokens) counts.tokens.set(t, (counts.tokens.get(t) ?? 0) + add);
 }
 
-/** Robinson's f(w): the token's spam probability, shrunk towards the prior by how rarely it was seen. */
+/**
+ * Robinson's f(w) from counts: the token's spam probability (its share of spam messages against
+ * its share of ham messages), shrunk towards the prior `prior` with strength `strength` by how
+ * rarely it was seen.
+ */
+export function robinson(spam: number, ham: number, nSpam: number, nHam: number, strength: number, prior: number): number {
+  const spamRatio = spam / Math.max(nSpam, 1);
+  const hamRatio = ham / Math.max(nHam, 1);
+  const p = spamRatio + hamRatio === 0 ? prior : spamRatio / (spamRatio + hamRatio);
+  const n = spam + ham;
+  return (strength * prior + n * p) / (strength + n);
+}
+
+/** Robinson's f(w) for a packed count of the model. */
 export function tokenProbability(counts: TokenCounts, value: number, params: BayesParams): number {
   const { spam, ham } = unpack(value);
-  const spamRatio = spam / Math.max(counts.nSpam, 1);
-  const hamRatio = ham / Math.max(counts.nHam, 1);
-  const p = spamRatio + hamRatio === 0 ? params.unknownWordProb : spamRatio / (spamRatio + hamRatio);
-  const n = spam + ham;
-  const s = params.unknownWordStrength;
-  return (s * params.unknownWordProb + n * p) / (s + n);
+  return robinson(spam, ham, counts.nSpam, counts.nHam, params.unknownWordStrength, params.unknownWordProb);
 }
 
 /**
@@ -91,11 +99,21 @@ export interface BayesScore {
 }
 
 export function score(counts: TokenCounts, tokens: Iterable<string>, params: BayesParams = defaultBayesParams): BayesScore {
-  const extreme: Array<{ token: string; probability: number; distance: number }> = [];
+  const probabilities: Array<{ token: string; probability: number }> = [];
   for (const token of tokens) {
     const value = counts.tokens.get(token);
-    if (value === undefined) continue;
-    const probability = tokenProbability(counts, value, params);
+    if (value !== undefined) probabilities.push({ token, probability: tokenProbability(counts, value, params) });
+  }
+  return combineProbabilities(probabilities, params);
+}
+
+/**
+ * Fisher's chi-square combining of per-token probabilities: the tokens far enough from 0.5, at
+ * most maxDiscriminators of the most extreme, into one probability (see the top of this file).
+ */
+export function combineProbabilities(probabilities: Iterable<{ token: string; probability: number }>, params: BayesParams): BayesScore {
+  const extreme: Array<{ token: string; probability: number; distance: number }> = [];
+  for (const { token, probability } of probabilities) {
     const distance = Math.abs(probability - 0.5);
     if (distance >= params.minimumProbStrength) extreme.push({ token, probability, distance });
   }

@@ -77,7 +77,12 @@ export function combine(bayes: BayesScore, rules: RuleHit[], thresholds: SpamThr
 
 /** Scores an already parsed message. */
 export function scoreParsed(model: SpamModel, input: SpamInput, raw: Buffer, auth: readonly CheckResult[], thresholds: SpamThresholds): SpamOutcome {
-  return combine(bayesScore(model.counts, tokenize(input), model.params), evaluateRules({ input, raw, auth }), thresholds);
+  return scoreWith(bayesScore(model.counts, tokenize(input), model.params), input, raw, auth, thresholds);
+}
+
+/** Combines an already computed Bayesian score (the default model's, or with a tenant's counts) with the rules. */
+export function scoreWith(bayes: BayesScore, input: SpamInput, raw: Buffer, auth: readonly CheckResult[], thresholds: SpamThresholds): SpamOutcome {
+  return combine(bayes, evaluateRules({ input, raw, auth }), thresholds);
 }
 
 export async function classify(model: SpamModel, raw: Buffer, auth: readonly CheckResult[], thresholds: SpamThresholds): Promise<SpamOutcome> {

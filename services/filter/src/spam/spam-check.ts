@@ -1,13 +1,34 @@
 import type { CheckResult, Verdict } from '@moat/contracts';
-import { classify, describe, spamCheckResult, type SpamOutcome, type SpamThresholds } from './classify.js';
+import type { SpamLearningRepository } from '@moat/store';
+import { describe, scoreWith, spamCheckResult, type SpamOutcome, type SpamThresholds } from './classify.js';
 import type { SpamModel } from './model.js';
+import { parseForSpam } from './parse.js';
+import { countsByToken, defaultTenantLearning, describeTenant, hashTokens, scoreWithTenant, type TenantCounts, type TenantLearningParams } from './tenant-model.js';
+import { tokenize } from './tokenize.js';
 
 /**
  * The spam check as the filter runs it: the built-in classifier's outcome turned into the check
  * record, the verdict, the reason and the two headers. A classifier that throws (a parser bug on
  * a hostile message) yields an `error` check and a delivered, tagged message: never a silent
  * pass, never a lost message (issue 5; tenant policy may later choose retry instead).
+ *
+ * With per-tenant learning on, the message's tokens are looked up in the tenant's counts (one
+ * query, bounded by a timeout) and scored with them (tenant-model.ts). A lookup that fails or
+ * times out fails soft: the default model alone decides, and the check's reason says so.
  */
+
+export interface TenantLearning {
+  counts: Pick<SpamLearningRepository, 'tokenCounts'>;
+  params: TenantLearningParams;
+  /** Bound on the lookup; past it the default model decides alone. */
+  timeoutMs: number;
+  /**
+   * How long "this tenant has learned nothing" is remembered: most tenants never label, and for
+   * them the lookup (and hashing every token) would be pure cost. A tenant's first labels take
+   * effect within this bound after the trainer learned them. 0: asked for every message.
+   */
+  untaughtCacheMs: number;
+}
 
 export interface SpamCheckOutcome {
   check: CheckResult;
@@ -26,19 +47,31 @@ export class SpamCheck {
   constructor(
     private readonly model: SpamModel,
     readonly thresholds: SpamThresholds,
+    private readonly learning: TenantLearning | null = null,
   ) {}
 
-  async run(raw: Buffer, auth: readonly CheckResult[]): Promise<SpamCheckOutcome> {
+  /** tenant id → until when it is known to have learned nothing (Date.now() ms). */
+  private readonly untaught = new Map<string, number>();
+
+  /** `tenantId`: whose learned counts to add (inbound mail); null or absent: the default model alone. */
+  async run(raw: Buffer, auth: readonly CheckResult[], tenantId: string | null = null): Promise<SpamCheckOutcome> {
     let outcome: SpamOutcome;
+    let tenantNote: string | null = null;
     try {
-      outcome = await classify(this.model, raw, auth, this.thresholds);
+      const input = await parseForSpam(raw);
+      const tokens = tokenize(input);
+      const tenant = tenantId !== null && this.learning !== null && this.learning.params.weight > 0 ? await this.tenantCounts(this.learning, tenantId, tokens) : null;
+      tenantNote = tenant === null ? null : 'failed' in tenant ? tenant.failed : describeTenant(tenant);
+      const counts = tenant === null || 'failed' in tenant ? null : tenant;
+      outcome = scoreWith(scoreWithTenant(this.model, counts, tokens, this.learning?.params ?? defaultTenantLearning), input, raw, auth, this.thresholds);
     } catch (err) {
       const reason = `spam classifier failed: ${(err as Error).message}`;
       return { check: { check: 'spam', result: 'error', reason }, verdict: 'deliver', score: 0, reasons: [reason], headers: { score: '0', status: 'error' }, outcome: null };
     }
-    const check = spamCheckResult(outcome, this.thresholds);
+    const result = spamCheckResult(outcome, this.thresholds);
+    const check = tenantNote === null ? result : { ...result, reason: `${result.reason}; ${tenantNote}` };
     // "spam: …" when quarantined, "spam unsure: …" when delivered tagged (the archive reads the prefix).
-    const reasons = outcome.status === 'ham' ? [] : [`${outcome.status === 'spam' ? 'spam' : 'spam unsure'}: score ${outcome.score} (${describe(outcome)})`];
+    const reasons = outcome.status === 'ham' ? [] : [`${outcome.status === 'spam' ? 'spam' : 'spam unsure'}: score ${outcome.score} (${describe(outcome)}${tenantNote === null ? '' : `; ${tenantNote}`})`];
     return {
       check,
       verdict: outcome.status === 'spam' ? 'quarantine' : 'deliver',
@@ -52,5 +85,35 @@ export class SpamCheck {
       outcome,
       basis: describe(outcome),
     };
+  }
+
+  /** The tenant's counts for these tokens; null when it learned nothing; `failed` (fail soft) when the lookup failed. */
+  private async tenantCounts(learning: TenantLearning, tenantId: string, tokens: Set<string>): Promise<TenantCounts | null | { failed: string }> {
+    if ((this.untaught.get(tenantId) ?? 0) > Date.now()) return null;
+    const hashed = hashTokens(tokens);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${learning.timeoutMs} ms`)), learning.timeoutMs);
+    });
+    try {
+      const stored = await Promise.race([learning.counts.tokenCounts(tenantId, [...hashed.keys()]), timeout]);
+      if (stored === null) {
+        this.rememberUntaught(tenantId, learning.untaughtCacheMs);
+        return null;
+      }
+      return countsByToken(hashed, stored);
+    } catch (err) {
+      return { failed: `tenant model unavailable (${(err as Error).message}): default model alone` };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private rememberUntaught(tenantId: string, forMs: number): void {
+    if (forMs <= 0) return;
+    const now = Date.now();
+    // Bounded by the number of tenants; expired entries go when it grows large.
+    if (this.untaught.size >= 10_000) for (const [id, until] of this.untaught) if (until <= now) this.untaught.delete(id);
+    this.untaught.set(tenantId, now + forMs);
   }
 }
