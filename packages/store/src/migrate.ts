@@ -42,7 +42,10 @@ export async function migrate(opts: { databaseUrl: string; schema: string; log: 
     migrationsTable: 'pgmigrations',
     schema: opts.schema,
     createSchema: true,
-    checkOrder: true,
+    // Migrations are written to be independent of each other's order (each creates or alters its
+    // own tables), because branches land in any order: a database that already ran a later one
+    // (a deployment of an intermediate commit) still gets the earlier ones it missed, in order.
+    checkOrder: false,
     // Several processes (or test files) may start at once: wait for the lock instead of failing.
     advisoryLockMode: 'wait',
     log: (msg: string) => opts.log.debug(msg),
