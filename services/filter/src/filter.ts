@@ -4,7 +4,7 @@ import { MoatError, PermanentFailure, uuidFrom, type Broker, type DnsResolve, ty
 import { sealPreview, type Keyring, type MessageStore } from '@moat/store';
 import { authenticateMessage, type AuthOutcome } from './auth-checks.js';
 import type { OutboundSigner } from './dkim-signing.js';
-import { extractHeaders, type MessageHeaders } from './headers.js';
+import { readHeaderFields, type HeaderFields, type MessageHeaders } from './headers.js';
 import { mimeStructureCheck, type MimeLimits } from './mime-structure.js';
 import { composePrependHeaders } from './prepend.js';
 import { buildPreview } from './quarantine-preview.js';
@@ -13,7 +13,7 @@ import type { SpamCheck } from './spam/spam-check.js';
 import { unavailableScanners, type SpamScanners } from './spam-scanners.js';
 import { checkForViruses, type ScannerUnavailablePolicy } from './virus-check.js';
 import { applyTenantPolicy } from './tenant-policy.js';
-import { noTenantPolicy, type TenantPolicySource } from './tenant-policy-source.js';
+import { noTenantSettings, type TenantPolicySource } from './tenant-policy-source.js';
 import type { ClamdVerdict } from './clamd.js';
 
 export interface FilterDependencies {
@@ -39,7 +39,7 @@ export interface FilterDependencies {
   /** Deepest MIME nesting and most parts a message may have before it is quarantined (defaults: mime-structure.ts). */
   mimeLimits?: MimeLimits;
   /** Tenants' filter policies and lists (tenant-policy.ts); null: every tenant gets the service's behaviour. */
-  tenantPolicy?: Pick<TenantPolicySource, 'forMessage'> | null;
+  tenantPolicy?: Pick<TenantPolicySource, 'settingsFor'> | null;
   log: Logger;
 }
 
@@ -100,7 +100,7 @@ export class MessageFilter {
     const accepted = event.payload;
     const raw = await this.readBody(event);
     const outbound = accepted.direction === 'outbound';
-    const [auth, headers, virus, scanned, tenant] = await Promise.all([
+    const [auth, headerFields, virus, scanned, tenantSettings] = await Promise.all([
       outbound
         ? outboundAuthentication(this.deps.authservId)
         : authenticateMessage(raw, { ip: accepted.client.ip, helo: accepted.client.helo, mailFrom: accepted.mailFrom }, {
@@ -109,15 +109,19 @@ export class MessageFilter {
             checkTimeoutMs: this.deps.checkTimeoutMs,
             log: this.deps.log.child({ messageId: accepted.messageId }),
           }),
-      extractHeaders(raw).catch((err: unknown) => {
-        // Metadata only: a header section the parser refuses must not hold the mail back.
+      // One parse of the header section for the archive's metadata and the policy's From.
+      readHeaderFields(raw).catch((err: unknown): HeaderFields => {
+        // A header section the parser refuses must not hold the mail back: no metadata, no From.
         this.deps.log.warn({ messageId: accepted.messageId, err: (err as Error).message }, 'header section unreadable; archive metadata left empty');
-        return noHeaders;
+        return { headers: noHeaders, fromAddresses: [] };
       }),
       checkForViruses(raw, this.deps.scanViruses ?? null, { forMs: this.deps.scannerRetryMs ?? 0, everyMs: 1_000 }),
       this.deps.spamScanners?.run(raw, accepted) ?? [],
-      this.deps.tenantPolicy?.forMessage(raw, accepted) ?? noTenantPolicy,
+      this.deps.tenantPolicy?.settingsFor(accepted.tenantId) ?? noTenantSettings,
     ]);
+    const { headers } = headerFields;
+    // Only inbound mail is judged on who sent it (lists, anti-spoofing).
+    const tenant = { settings: tenantSettings, headerFrom: outbound ? [] : headerFields.fromAddresses };
     // The tenant's fallback overrides the service's (MOAT_FILTER_SCANNER_UNAVAILABLE).
     const fallback = tenant.settings.policy.scannerUnavailable ?? this.deps.scannerUnavailable ?? 'retry';
     if (virus.unavailable && fallback === 'retry') {

@@ -33,40 +33,51 @@ function decoded(value: string | null): string | null {
   return value === null ? null : decodeWords(value).trim();
 }
 
+export interface HeaderFields {
+  /** From, To, Subject, Date and Message-ID for the archive and message tracking. */
+  headers: MessageHeaders;
+  /** The addresses of the From header(s), lower-cased (what DMARC aligns with and lists match). */
+  fromAddresses: string[];
+}
+
+const noFields: HeaderFields = { headers: { from: null, to: null, subject: null, date: null, messageIdHeader: null }, fromAddresses: [] };
+
 /**
- * From, To, Subject, Date and Message-ID for the archive and message tracking. Parses only the
- * header section (postal-mime on the header block: about 70 µs for a typical one, against
- * tens of milliseconds for a full MIME parse of a 1 MiB message), unfolds it (RFC 5322 §2.2.3)
- * and decodes encoded words in the display fields. When a header occurs more than once the
- * first one counts. A header that is missing is null.
+ * Parses only the header section (postal-mime on the header block: about 70 µs for a typical one,
+ * against tens of milliseconds for a full MIME parse of a 1 MiB message), once, for everything the
+ * filter reads from it. Unfolds it (RFC 5322 §2.2.3) and decodes encoded words in the display
+ * fields. When a header occurs more than once the first one counts; a missing one is null.
+ * Several From fields or several mailboxes in one (RFC 5322 §3.6.2) give several addresses: the
+ * caller decides what that means.
  */
-export async function extractHeaders(raw: Buffer): Promise<MessageHeaders> {
+export async function readHeaderFields(raw: Buffer): Promise<HeaderFields> {
   const section = headerSection(raw);
-  if (section.length === 0) return { from: null, to: null, subject: null, date: null, messageIdHeader: null };
+  if (section.length === 0) return noFields;
   // The blank line tells the parser the header section ended and there is no body to read.
   const parsed = await PostalMime.parse(Buffer.concat([section, Buffer.from('\r\n')]));
   const headers = parsed.headers;
   return {
-    from: decoded(firstValue(headers, 'from')),
-    to: decoded(firstValue(headers, 'to')),
-    subject: decoded(firstValue(headers, 'subject')),
-    date: firstValue(headers, 'date'),
-    messageIdHeader: firstValue(headers, 'message-id'),
+    headers: {
+      from: decoded(firstValue(headers, 'from')),
+      to: decoded(firstValue(headers, 'to')),
+      subject: decoded(firstValue(headers, 'subject')),
+      date: firstValue(headers, 'date'),
+      messageIdHeader: firstValue(headers, 'message-id'),
+    },
+    fromAddresses: headers
+      .filter((h) => h.key === 'from')
+      .flatMap((h) => addressParser(h.value, { flatten: true }))
+      .map((m) => (m.address ?? '').trim().toLowerCase())
+      .filter((a) => a.includes('@')),
   };
 }
 
-/**
- * The addresses of the From header(s) (RFC 5322 §3.6.2), lower-cased: what DMARC aligns a
- * signature with (RFC 7489 §3.1). Several From fields or several mailboxes in one come back as
- * several addresses; the caller decides what that means.
- */
+/** The archive's and tracking's header fields alone (readHeaderFields). */
+export async function extractHeaders(raw: Buffer): Promise<MessageHeaders> {
+  return (await readHeaderFields(raw)).headers;
+}
+
+/** The From addresses alone (readHeaderFields): what DMARC aligns a signature with (RFC 7489 §3.1). */
 export async function headerFromAddresses(raw: Buffer): Promise<string[]> {
-  const section = headerSection(raw);
-  if (section.length === 0) return [];
-  const parsed = await PostalMime.parse(Buffer.concat([section, Buffer.from('\r\n')]));
-  return parsed.headers
-    .filter((h) => h.key === 'from')
-    .flatMap((h) => addressParser(h.value, { flatten: true }))
-    .map((m) => (m.address ?? '').trim().toLowerCase())
-    .filter((a) => a.includes('@'));
+  return (await readHeaderFields(raw)).fromAddresses;
 }

@@ -1,10 +1,7 @@
-import type { MessageAcceptedPayload } from '@moat/contracts';
 import { defaultFilterPolicy, TtlCache, type FilterPolicyRepository, type TenantFilterSettings } from '@moat/store';
-import { headerFromAddresses } from './headers.js';
-import type { TenantContext } from './tenant-policy.js';
 
 /** A tenant with no policy, lists or domains: the service's behaviour (the filter without a source). */
-export const noTenantPolicy: TenantContext = { settings: { policy: defaultFilterPolicy, entries: [], domains: [] }, headerFrom: [] };
+export const noTenantSettings: TenantFilterSettings = { policy: defaultFilterPolicy, entries: [], domains: [] };
 
 /**
  * Reads a tenant's filter settings (policy, list entries, protected domains) for the filter,
@@ -23,12 +20,7 @@ export class TenantPolicySource {
     this.cache = new TtlCache(cacheTtlMs, 10_000);
   }
 
-  async forMessage(raw: Buffer, accepted: Pick<MessageAcceptedPayload, 'tenantId' | 'direction'>): Promise<TenantContext> {
-    const [settings, headerFrom] = await Promise.all([
-      this.cache.get(accepted.tenantId, () => this.repo.settingsFor(accepted.tenantId)),
-      // Only inbound mail is judged on who sent it; a header section the parser refuses has no From to match.
-      accepted.direction === 'inbound' ? headerFromAddresses(raw).catch(() => []) : [],
-    ]);
-    return { settings, headerFrom };
+  settingsFor(tenantId: string): Promise<TenantFilterSettings> {
+    return this.cache.get(tenantId, () => this.repo.settingsFor(tenantId));
   }
 }
