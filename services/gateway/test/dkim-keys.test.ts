@@ -5,6 +5,7 @@ import { loadConfig } from '@moat/runtime';
 import { DkimSigningKeys, keyringFromConfig } from '@moat/store';
 import { createTestEnv, silentLog, testPool, type TestEnv } from '@moat/testkit';
 import { configSchema, start, type GatewayService } from '../src/index.js';
+import { type Answer, apiCaller, expectProblem } from './support/api.js';
 
 // DKIM keys through the API against the real Postgres: the DNS record to publish, the private key
 // that never leaves, activation and retirement, audit and tenant isolation. (Signing: the filter's
@@ -18,31 +19,8 @@ let operator: string;
 /** Plays the filter: publishes the sealing key, and opens the private key of a domain's active key. */
 let keys: DkimSigningKeys;
 
-interface Answer {
-  status: number;
-  body: any;
-  text: string;
-  headers: Headers;
-}
 
-async function call(method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<Answer> {
-  const headers: Record<string, string> = { authorization: `Bearer ${opts.token ?? operator}` };
-  if (opts.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${base}${path}`, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // keep text
-  }
-  return { status: res.status, body, text, headers: res.headers };
-}
-
-function expectProblem(res: Answer, status: number): void {
-  expect(res.status).toBe(status);
-  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-}
+const call = apiCaller(() => base, () => operator);
 
 let n = 0;
 /** A tenant with one domain and a tenant key holding `scopes`. */

@@ -4,6 +4,7 @@ import { loadConfig } from '@moat/runtime';
 import { FilterPolicyRepository } from '@moat/store';
 import { createTestEnv, silentLog, testPool, type TestEnv } from '@moat/testkit';
 import { configSchema, start, type GatewayService } from '../src/index.js';
+import { type Answer, apiCaller } from './support/api.js';
 
 // The tenant filter policy API against the real Postgres: the policy (defaults, partial changes,
 // score order), the allow/block lists (normalised values, mailbox checks, filters, delete),
@@ -16,19 +17,8 @@ let db: pg.Pool;
 let base: string;
 let operator: string;
 
-interface Answer {
-  status: number;
-  body: any;
-  headers: Headers;
-}
 
-async function call(method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<Answer> {
-  const headers: Record<string, string> = { authorization: `Bearer ${opts.token ?? operator}` };
-  if (opts.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${base}${path}`, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
-}
+const call = apiCaller(() => base, () => operator);
 
 function expectProblem(res: Answer, status: number, field?: string): void {
   expect(res.status).toBe(status);

@@ -4,6 +4,7 @@ import { loadConfig } from '@moat/runtime';
 import { SmtpCredentialRepository } from '@moat/store';
 import { createTestEnv, silentLog, testPool, type TestEnv } from '@moat/testkit';
 import { configSchema, start, type GatewayService } from '../src/index.js';
+import { type Answer, apiCaller, expectProblem } from './support/api.js';
 
 // The outbound relay's API against the real Postgres: SMTP credentials (password shown once,
 // stored hashed, revocation), sending ranges (normalised, no overlaps, tenant isolation), the rate
@@ -15,30 +16,8 @@ let db: pg.Pool;
 let base: string;
 let operator: string;
 
-interface Answer {
-  status: number;
-  body: any;
-  headers: Headers;
-}
 
-async function call(method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<Answer> {
-  const headers: Record<string, string> = { authorization: `Bearer ${opts.token ?? operator}` };
-  if (opts.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${base}${path}`, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // keep text
-  }
-  return { status: res.status, body, headers: res.headers };
-}
-
-function expectProblem(res: Answer, status: number): void {
-  expect(res.status).toBe(status);
-  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-}
+const call = apiCaller(() => base, () => operator);
 
 let n = 0;
 /** A tenant and a tenant key holding `scopes`. */

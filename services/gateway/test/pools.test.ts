@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { Broker, loadConfig } from '@moat/runtime';
 import { createTestEnv, silentLog, testPool, type TestEnv } from '@moat/testkit';
 import { configSchema, start, type GatewayService } from '../src/index.js';
+import { apiCaller } from './support/api.js';
 
 let t: TestEnv;
 let gateway: GatewayService;
@@ -10,26 +11,8 @@ let pool: pg.Pool;
 let base: string;
 let operator: string;
 
-interface Answer {
-  status: number;
-  body: any;
-  text: string;
-  headers: Headers;
-}
 
-async function call(method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<Answer> {
-  const headers: Record<string, string> = { authorization: `Bearer ${opts.token ?? operator}` };
-  if (opts.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${base}${path}`, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // text/plain answers stay text
-  }
-  return { status: res.status, body, text, headers: res.headers };
-}
+const call = apiCaller(() => base, () => operator);
 
 beforeAll(async () => {
   t = await createTestEnv();

@@ -6,6 +6,7 @@ import { keyringFromConfig, MessageStore, previewKeyringFromConfig, QuarantineRe
 import { createTestEnv, eventually, silentLog, tapEvents, testPool, type EventTap, type TestEnv } from '@moat/testkit';
 import { configSchema, start, type GatewayService } from '../src/index.js';
 import { releaseEventId } from '../src/quarantine-release.js';
+import { type Answer, apiCaller } from './support/api.js';
 
 // The quarantine API against the real Postgres and RabbitMQ: the test plays the archive (writes
 // quarantine rows, with previews sealed as the filter seals them) and watches what the gateway
@@ -22,25 +23,8 @@ let tap: EventTap;
 const previewKey = randomBytes(32).toString('base64');
 const previewKeyring = previewKeyringFromConfig({ MOAT_QUARANTINE_PREVIEW_KEY: previewKey, MOAT_QUARANTINE_PREVIEW_KEY_ID: 'p1', MOAT_PREVIOUS_QUARANTINE_PREVIEW_KEYS: '' })!;
 
-interface Answer {
-  status: number;
-  body: any;
-  headers: Headers;
-}
 
-async function call(method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<Answer> {
-  const headers: Record<string, string> = { authorization: `Bearer ${opts.token ?? operator}` };
-  if (opts.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${base}${path}`, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // keep text
-  }
-  return { status: res.status, body, headers: res.headers };
-}
+const call = apiCaller(() => base, () => operator);
 
 function expectProblem(res: Answer, status: number, detail?: RegExp): void {
   expect(res.status).toBe(status);

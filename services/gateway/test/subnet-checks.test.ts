@@ -4,6 +4,7 @@ import { queues, type AnyEvent } from '@moat/contracts';
 import { Broker, loadConfig } from '@moat/runtime';
 import { createTestEnv, eventually, silentLog, testPool, type TestEnv } from '@moat/testkit';
 import { configSchema, start, type GatewayService } from '../src/index.js';
+import { apiCaller } from './support/api.js';
 
 // The gateway's side of subnet checks against the real Postgres, Redis and RabbitMQ: creating a
 // check, what it publishes, rate limits, tenant isolation, and the deadline that always ends a
@@ -19,25 +20,8 @@ let broker: Broker;
 const requests: AnyEvent[] = [];
 const deadlineMs = 1_500;
 
-interface Answer {
-  status: number;
-  body: any;
-  headers: Headers;
-}
 
-async function call(method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<Answer> {
-  const headers: Record<string, string> = { authorization: `Bearer ${opts.token ?? operator}` };
-  if (opts.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${base}${path}`, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
-  const text = await res.text();
-  let body: unknown = text;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // keep text
-  }
-  return { status: res.status, body, headers: res.headers };
-}
+const call = apiCaller(() => base, () => operator);
 
 let n = 0;
 /** A tenant with one domain routed to two servers; returns ids and a tenant key. */
