@@ -17,6 +17,7 @@ import {
 } from '@moat/contracts';
 import { MoatError } from './errors.js';
 import type { Logger } from './logger.js';
+import { withDeadline } from './deadline.js';
 
 export interface BrokerOptions {
   url: string;
@@ -328,7 +329,7 @@ export class Broker {
     const span = tracer.startSpan(`process ${event.type}`, { kind: SpanKind.CONSUMER, attributes: { 'messaging.system': 'rabbitmq', 'messaging.destination.name': reg.policy.name, 'moat.event.id': event.id } }, parent);
     try {
       await context.with(trace.setSpan(parent, span), () =>
-        withTimeout(reg.handler({ event, routingKey: msg.fields.routingKey, redelivered: msg.fields.redelivered, deliveryCount }), reg.policy.handlerTimeoutMs),
+        withDeadline(reg.handler({ event, routingKey: msg.fields.routingKey, redelivered: msg.fields.redelivered, deliveryCount }), reg.policy.handlerTimeoutMs, () => new MoatError('HANDLER_TIMEOUT', `handler exceeded ${reg.policy.handlerTimeoutMs} ms`)),
       );
       safe(() => ch.ack(msg));
       span.end();
@@ -389,17 +390,5 @@ function safe(fn: () => void): void {
     fn();
   } catch {
     // The channel closed under us: the broker redelivers the message to another consumer.
-  }
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new MoatError('HANDLER_TIMEOUT', `handler exceeded ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }

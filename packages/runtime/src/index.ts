@@ -9,6 +9,7 @@ export * from './shutdown.js';
 export * from './dns.js';
 export * from './service.js';
 export * from './ids.js';
+export * from './deadline.js';
 export * from './telemetry.js';
 export * from './micro-batcher.js';
 export * from './pool-membership.js';

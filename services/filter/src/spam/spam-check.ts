@@ -1,4 +1,5 @@
 import type { CheckResult, Verdict } from '@moat/contracts';
+import { withDeadline } from '@moat/runtime';
 import type { SpamLearningRepository } from '@moat/store';
 import { describe, scoreWith, spamCheckResult, type SpamOutcome, type SpamThresholds } from './classify.js';
 import type { SpamModel } from './model.js';
@@ -91,12 +92,8 @@ export class SpamCheck {
   private async tenantCounts(learning: TenantLearning, tenantId: string, tokens: Set<string>): Promise<TenantCounts | null | { failed: string }> {
     if ((this.untaught.get(tenantId) ?? 0) > Date.now()) return null;
     const hashed = hashTokens(tokens);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${learning.timeoutMs} ms`)), learning.timeoutMs);
-    });
     try {
-      const stored = await Promise.race([learning.counts.tokenCounts(tenantId, [...hashed.keys()]), timeout]);
+      const stored = await withDeadline(learning.counts.tokenCounts(tenantId, [...hashed.keys()]), learning.timeoutMs, () => new Error(`no answer within ${learning.timeoutMs} ms`));
       if (stored === null) {
         this.rememberUntaught(tenantId, learning.untaughtCacheMs);
         return null;
@@ -104,8 +101,6 @@ export class SpamCheck {
       return countsByToken(hashed, stored);
     } catch (err) {
       return { failed: `tenant model unavailable (${(err as Error).message}): default model alone` };
-    } finally {
-      clearTimeout(timer);
     }
   }
 
