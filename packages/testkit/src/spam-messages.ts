@@ -8,9 +8,8 @@ export function borderlineMessage(opts: { to: string; from?: string; n?: number 
   const from = opts.from ?? 'dana@partner.example';
   const n = opts.n ?? 1;
   const body =
-    'Hi, a bunch of lenders now refinance mortgage loans for homeowners at fairly good rates, payable monthly with a residual annuity. ' +
-    'I put the details in the shared folder and the thread on the repository, the command and the patch are there too. ' +
-    'He thinks it fails on the kernel module. Cheers';
+    'Hi, a bunch of lenders now refinance mortgage loans for homeowners at fairly good rates, payable monthly with a residual annuity, free quote, no obligation. ' +
+    'I put the details in the shared folder and the thread on the repository, the command and the patch are there too. Cheers';
   return Buffer.from(
     [
       `From: Dana <${from}>`,

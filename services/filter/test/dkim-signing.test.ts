@@ -134,7 +134,7 @@ describe('outbound DKIM signing', () => {
     // The signature sits on top; ingress's Received and the filter's fields follow unchanged.
     expect(p.prependHeaders).toMatch(/^DKIM-Signature: /);
     expect(p.prependHeaders).toContain(ingressReceived);
-    expect(p.prependHeaders).toMatch(/\r\nX-Moat-Verdict: deliver\r\nX-Moat-Spam-Score: [^\r\n]+\r\nX-Moat-Spam-Status: [^\r\n]+\r\n$/);
+    expect(p.prependHeaders).toMatch(/\r\nX-Moat-Verdict: deliver\r\nX-Moat-Spam-Score: [^\r\n]+\r\nX-Moat-Spam-Status: [^\r\n]+(?:\r\n [^\r\n]+)*\r\n$/);
     expect(p.reasons).toEqual([`DKIM-signed d=${domain} s=sel1 (aligned with the From domain)`]);
     // Sender authentication is for inbound mail: nothing is evaluated, no Authentication-Results goes out.
     expect(p.prependHeaders).not.toContain('Authentication-Results:');

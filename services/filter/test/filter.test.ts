@@ -114,7 +114,7 @@ describe('filter', () => {
     // Ingress's Received stays first and byte for byte; our fields follow, folded, CRLF-terminated.
     expect(p.prependHeaders.startsWith(ingressReceived)).toBe(true);
     expect(p.prependHeaders.slice(ingressReceived.length)).toMatch(
-      /^Authentication-Results: mx\.moat\.test;[^]*\r\nX-Moat-Verdict: deliver\r\nX-Moat-Spam-Score: \d+\.\d\d\r\nX-Moat-Spam-Status: ham score=\d+\.\d\d quarantine=5\.2 unsure=4 bayes=0\.\d{3} clues=\d+\r\n$/,
+      /^Authentication-Results: mx\.moat\.test;[^]*\r\nX-Moat-Verdict: deliver\r\nX-Moat-Spam-Score: \d+\.\d\d\r\nX-Moat-Spam-Status: ham score=\d+\.\d\d quarantine=5\.3 unsure=4 bayes=0\.\d{3}(?:\r\n)? logit=-?\d+\.\d\d(?:\r\n)? clues=\d+\r\n$/,
     );
     for (const line of p.prependHeaders.slice(0, -2).split('\r\n')) expect(line.length).toBeLessThanOrEqual(78);
   });

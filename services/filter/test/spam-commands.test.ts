@@ -56,7 +56,7 @@ describe('filter:train and filter:eval', () => {
   it('when eval runs with the default model, then it prints the figures and the confusion matrix', async () => {
     const r = await run(cli('eval-cli.ts'), ['--spam', join(sample, 'spam'), '--ham', join(sample, 'ham')]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/model .*spam-bayes\.json \(\d+ tokens; trained on 1012 spam, 2094 ham\)/);
+    expect(r.stdout).toMatch(/model .*spam-bayes\.json \(\d+ tokens, \d+ logistic weights; trained on 1012 spam, 2094 ham\)/);
     expect(r.stdout).toMatch(/confusion matrix\s+quarantined\s+unsure\s+ham\n\s+actual spam\s+\d+\s+\d+\s+\d+\n\s+actual ham\s+\d+\s+\d+\s+\d+/);
     expect(r.stdout).toMatch(/CPU \d+\.\d{3} ms\/message/);
   });

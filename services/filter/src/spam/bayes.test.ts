@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chi2Q, defaultBayesParams, emptyCounts, learn, pack, prune, score, tokenProbability, unpack } from './bayes.js';
+import { chi2Q, lnChi2Q, defaultBayesParams, emptyCounts, learn, pack, prune, score, tokenProbability, unpack } from './bayes.js';
 
 function trained() {
   const counts = emptyCounts();
@@ -19,6 +19,28 @@ describe('bayes', () => {
     expect(chi2Q(2 * Math.log(20), 2)).toBeCloseTo(0.05, 6);
     expect(chi2Q(18.307, 10)).toBeCloseTo(0.05, 3);
     expect(chi2Q(0, 4)).toBe(1);
+    // The log form agrees where chi2Q is representable, and stays finite where it underflows to 0.
+    expect(lnChi2Q(18.307, 10)).toBeCloseTo(Math.log(chi2Q(18.307, 10)), 10);
+    expect(lnChi2Q(0, 4)).toBe(0);
+    expect(chi2Q(3000, 300)).toBe(0);
+    const deep = lnChi2Q(3000, 300);
+    expect(Number.isFinite(deep)).toBe(true);
+    expect(deep).toBeLessThan(lnChi2Q(2000, 300));
+  });
+
+  it('when both sides of the evidence are overwhelming, then the probability is 0.5 but spamminess still says which side is stronger', () => {
+    const counts = emptyCounts();
+    const spamWords = Array.from({ length: 100 }, (_, i) => `spam${i}`);
+    const hamWords = Array.from({ length: 100 }, (_, i) => `ham${i}`);
+    for (let i = 0; i < 30; i++) learn(counts, spamWords, true);
+    for (let i = 0; i < 30; i++) learn(counts, hamWords, false);
+    const mostlySpam = score(counts, [...spamWords.slice(0, 90), ...hamWords.slice(0, 60)]);
+    const mostlyHam = score(counts, [...spamWords.slice(0, 60), ...hamWords.slice(0, 90)]);
+    expect(mostlySpam.probability).toBeCloseTo(0.5, 6);
+    expect(mostlyHam.probability).toBeCloseTo(0.5, 6);
+    expect(mostlySpam.spamminess).toBeGreaterThan(10);
+    expect(mostlyHam.spamminess).toBeLessThan(-10);
+    expect(score(counts, []).spamminess).toBe(0);
   });
 
   it('when a token occurs only in spam, then its probability is high, and shrinks towards 0.5 when rarely seen', () => {

@@ -91,9 +91,36 @@ export function chi2Q(x2: number, v: number): number {
   return Math.min(sum, 1);
 }
 
+/**
+ * ln of chi2Q, exact where chi2Q itself underflows to 0 (a long message's clues give statistics in
+ * the thousands): the same series, summed as logarithms.
+ */
+export function lnChi2Q(x2: number, v: number): number {
+  const m = x2 / 2;
+  let term = -m;
+  let max = term;
+  const terms = [term];
+  for (let i = 1; i < v / 2; i++) {
+    term += Math.log(m / i);
+    terms.push(term);
+    if (term > max) max = term;
+  }
+  let sum = 0;
+  for (const t of terms) sum += Math.exp(t - max);
+  return Math.min(0, max + Math.log(sum));
+}
+
 export interface BayesScore {
   /** 0 = surely ham, 1 = surely spam, about 0.5 = the evidence is mixed or missing. */
   probability: number;
+  /**
+   * How much more extreme the spam-leaning clues are than the ham-leaning ones: ln Q(ham side) −
+   * ln Q(spam side), where Q is the chance that clues that extreme arise at random. Positive leans
+   * spam. Unlike `probability` it does not saturate: a long newsletter with 150 clues each way has
+   * S = H = 1 and probability exactly 0.5, but one side is still far more extreme than the other,
+   * and this says which and by how much. 0 with no clues.
+   */
+  spamminess: number;
   /** The tokens that decided, most extreme first (for the reasons shown to people). */
   clues: Array<{ token: string; probability: number }>;
 }
@@ -120,7 +147,7 @@ export function combineProbabilities(probabilities: Iterable<{ token: string; pr
   // Ties broken by token so the score never depends on the order tokens came in.
   extreme.sort((a, b) => b.distance - a.distance || (a.token < b.token ? -1 : a.token > b.token ? 1 : 0));
   const used = extreme.slice(0, params.maxDiscriminators);
-  if (used.length === 0) return { probability: 0.5, clues: [] };
+  if (used.length === 0) return { probability: 0.5, spamminess: 0, clues: [] };
   let lnSpam = 0;
   let lnHam = 0;
   for (const clue of used) {
@@ -129,20 +156,28 @@ export function combineProbabilities(probabilities: Iterable<{ token: string; pr
   }
   const n = used.length;
   // S near 1: the spam-leaning tokens are more extreme than chance; H likewise for ham.
-  const S = 1 - chi2Q(-2 * lnSpam, 2 * n);
-  const H = 1 - chi2Q(-2 * lnHam, 2 * n);
-  return { probability: (S - H + 1) / 2, clues: used.map(({ token, probability }) => ({ token, probability })) };
+  const lnQSpam = lnChi2Q(-2 * lnSpam, 2 * n);
+  const lnQHam = lnChi2Q(-2 * lnHam, 2 * n);
+  const S = 1 - Math.exp(lnQSpam);
+  const H = 1 - Math.exp(lnQHam);
+  return { probability: (S - H + 1) / 2, spamminess: lnQHam - lnQSpam, clues: used.map(({ token, probability }) => ({ token, probability })) };
 }
 
 /**
  * Drops the tokens that cannot matter: seen in fewer than `minCount` messages, or so evenly
  * spread that their probability stays inside the ignored band around 0.5. On the SpamAssassin
  * train split this keeps the model at a fraction of the raw vocabulary at no cost in accuracy
- * (the cross-validation figures in the README are measured with the pruning on).
+ * (the cross-validation figures in the README are measured with the pruning on). Tokens in `keep`
+ * stay whatever their counts (the logistic part's vocabulary: the model file stores a weight
+ * next to a token's counts).
  */
-export function prune(counts: TokenCounts, minCount: number, params: BayesParams = defaultBayesParams): TokenCounts {
+export function prune(counts: TokenCounts, minCount: number, params: BayesParams = defaultBayesParams, keep: ReadonlySet<string> = new Set()): TokenCounts {
   const tokens = new Map<string, number>();
   for (const [token, value] of counts.tokens) {
+    if (keep.has(token)) {
+      tokens.set(token, value);
+      continue;
+    }
     const { spam, ham } = unpack(value);
     if (spam + ham < minCount) continue;
     if (Math.abs(tokenProbability(counts, value, params) - 0.5) < params.minimumProbStrength) continue;

@@ -10,7 +10,7 @@ const outcome = (score: number): SpamCheckOutcome => ({
   score,
   reasons: [],
   headers: { score: score.toFixed(2), status: `ham score=${score.toFixed(2)}` },
-  outcome: { status: 'ham', score, probability: 0.01, rules: [], clues: [] },
+  outcome: { status: 'ham', score, probability: 0.01, logit: -1.5, rules: [], clues: [] },
 });
 const rspamd = (score: number, action: string, weight = 0.35): ScannerOutcome => ({
   scanner: 'rspamd',
@@ -31,7 +31,7 @@ describe('combineSpamScores', () => {
     expect(out.score).toBe(2.4);
     expect(out.verdict).toBe('deliver');
     expect(out.headers.score).toBe('2.40');
-    expect(out.headers.status).toBe('ham score=2.40 quarantine=5.2 unsure=4 builtin=1.00 bayes=0.010 clues=0 rspamd=4.00x0.35(no_action)');
+    expect(out.headers.status).toBe('ham score=2.40 quarantine=5.3 unsure=4 builtin=1.00 bayes=0.010 logit=-1.50 clues=0 rspamd=4.00x0.35(no_action)');
     expect(out.reasons).toEqual([]);
   });
 
@@ -39,7 +39,7 @@ describe('combineSpamScores', () => {
     const out = combineSpamScores(outcome(3.5), [rspamd(6, 'add header')], defaultSpamThresholds);
     expect(out.score).toBe(5.6);
     expect(out.verdict).toBe('quarantine');
-    expect(out.reasons[0]).toBe('spam: score 5.6 (builtin=3.50 bayes=0.010 clues=0 rspamd=6.00x0.35(add_header))');
+    expect(out.reasons[0]).toBe('spam: score 5.6 (builtin=3.50 bayes=0.010 logit=-1.50 clues=0 rspamd=6.00x0.35(add_header))');
   });
 
   it('when the sum falls in the unsure band, then the message is delivered and tagged unsure', () => {

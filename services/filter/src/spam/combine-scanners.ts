@@ -10,7 +10,8 @@ import type { SpamCheckOutcome } from './spam-check.js';
  *   an engine that would reject (rspamd `reject`) → total is at least the quarantine score
  *
  * The weights put each engine's scale on ours: rspamd rejects at 15 by default, and 15 × 0.35
- * (the default MOAT_RSPAMD_WEIGHT) = 5.25, just over the default quarantine score (5.2); its
+ * (the default MOAT_RSPAMD_WEIGHT) = 5.25, about the default quarantine score (5.3) on its own
+ * (and rspamd's `reject` quarantines in any case); its
  * `add header` at 6 adds 2.1 points, enough to tip an unsure message. SpamAssassin calls mail
  * spam from 5 and its ham often scores 1–3; at 0.5 (MOAT_SPAMD_WEIGHT) its own spam threshold adds
  * 2.5 points (tips an unsure message, not a clear ham) and GTUBE's 1000 quarantines on its own.

@@ -5,7 +5,7 @@ import { tunedBayesParams } from './model.js';
 
 describe('accuracy figures', () => {
   it('when spam is quarantined, unsure or delivered, then recall, false positives, accuracy and the matrix follow', () => {
-    const s = (isSpam: boolean, status: Scored['status']): Scored => ({ isSpam, status, bayesStatus: status, score: 0, probability: 0 });
+    const s = (isSpam: boolean, status: Scored['status']): Scored => ({ isSpam, status, contentStatus: status, score: 0, probability: 0 });
     const a = accuracyOf([s(true, 'spam'), s(true, 'spam'), s(true, 'unsure'), s(true, 'ham'), s(false, 'ham'), s(false, 'ham'), s(false, 'unsure'), s(false, 'spam')]);
     expect(a.confusion).toEqual({ spam: { spam: 2, unsure: 1, ham: 1 }, ham: { spam: 1, unsure: 1, ham: 2 } });
     expect(a.recall).toBe(0.5);

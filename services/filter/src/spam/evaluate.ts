@@ -1,5 +1,6 @@
 import { emptyCounts, learn, prune, score as bayesScore, type BayesParams, type TokenCounts } from './bayes.js';
 import { combine, type SpamStatus, type SpamThresholds } from './classify.js';
+import { defaultLogisticParams, logisticScore, trainLogistic, type LogisticModel, type LogisticParams } from './logistic.js';
 import { parseForSpam } from './parse.js';
 import { evaluateRules, type RuleHit } from './rules.js';
 import { tokenize } from './tokenize.js';
@@ -22,18 +23,27 @@ export async function featuresOf(raw: Buffer, isSpam: boolean): Promise<Features
   return { isSpam, tokens: [...tokenize(input)], rules: evaluateRules({ input, raw, auth: [] }) };
 }
 
-/** Counts over the messages, in the order given, pruned as the shipped model is. */
-export function trainCounts(items: readonly Features[], params: BayesParams, minCount: number): TokenCounts {
+export interface TrainedModel {
+  counts: TokenCounts;
+  logistic: LogisticModel;
+}
+
+/**
+ * Both parts over the messages, in the order given: the Bayesian counts, pruned as the shipped
+ * model is (keeping every token the logistic part weighs), and the logistic weights.
+ */
+export function trainModel(items: readonly Features[], params: BayesParams, minCount: number, logisticParams: LogisticParams = defaultLogisticParams): TrainedModel {
   const counts = emptyCounts();
   for (const item of items) learn(counts, item.tokens, item.isSpam);
-  return prune(counts, minCount, params);
+  const logistic = trainLogistic(items, logisticParams);
+  return { counts: prune(counts, minCount, params, new Set(logistic.weights.keys())), logistic };
 }
 
 export interface Scored {
   isSpam: boolean;
   status: SpamStatus;
-  /** Status from the Bayesian probability alone (no rules), at the same thresholds. */
-  bayesStatus: SpamStatus;
+  /** Status from the statistical parts alone (no rules), at the same thresholds. */
+  contentStatus: SpamStatus;
   score: number;
   probability: number;
 }
@@ -46,19 +56,19 @@ export function crossValidate(items: readonly Features[], k: number, params: Bay
   if (!Number.isInteger(k) || k < 2) throw new Error(`cross-validation needs at least 2 folds, got ${k}`);
   const out: Scored[] = [];
   for (let fold = 0; fold < k; fold++) {
-    const counts = trainCounts(items.filter((_, i) => i % k !== fold), params, minCount);
+    const model = trainModel(items.filter((_, i) => i % k !== fold), params, minCount);
     items.forEach((item, i) => {
-      if (i % k === fold) out.push(scoreFeatures(counts, params, item, thresholds));
+      if (i % k === fold) out.push(scoreFeatures(model, params, item, thresholds));
     });
   }
   return out;
 }
 
-export function scoreFeatures(counts: TokenCounts, params: BayesParams, item: Features, thresholds: SpamThresholds): Scored {
-  const bayes = bayesScore(counts, item.tokens, params);
-  const outcome = combine(bayes, item.rules, thresholds);
-  const bayesOnly = combine(bayes, [], thresholds);
-  return { isSpam: item.isSpam, status: outcome.status, bayesStatus: bayesOnly.status, score: outcome.score, probability: bayes.probability };
+export function scoreFeatures(model: TrainedModel, params: BayesParams, item: Features, thresholds: SpamThresholds): Scored {
+  const evidence = { bayes: bayesScore(model.counts, item.tokens, params), logit: logisticScore(model.logistic, item.tokens) };
+  const outcome = combine(evidence, item.rules, thresholds);
+  const contentOnly = combine(evidence, [], thresholds);
+  return { isSpam: item.isSpam, status: outcome.status, contentStatus: contentOnly.status, score: outcome.score, probability: evidence.bayes.probability };
 }
 
 export interface Accuracy {

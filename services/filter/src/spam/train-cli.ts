@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { defaultSpamThresholds } from './classify.js';
 import { labelledFiles, readMessage } from './corpus.js';
-import { accuracyOf, crossValidate, featuresOf, formatAccuracy, trainCounts, type Features } from './evaluate.js';
+import { accuracyOf, crossValidate, featuresOf, formatAccuracy, trainModel, type Features } from './evaluate.js';
 import { defaultModelPath, serializeModel, tunedBayesParams } from './model.js';
 
 /** Tokens seen once are kept: the cross-validation is better with them, and the pruned model stays small. */
@@ -40,18 +40,18 @@ export async function main(argv: string[]): Promise<number> {
   const nSpam = items.filter((i) => i.isSpam).length;
   if (nSpam === 0 || nSpam === items.length) throw new Error(`${corpus} needs messages in both spam/ and ham/ (found ${nSpam} spam, ${items.length - nSpam} ham)`);
 
-  const counts = trainCounts(items, tunedBayesParams, minCount);
-  await writeFile(out, serializeModel(counts, tunedBayesParams));
+  const { counts, logistic } = trainModel(items, tunedBayesParams, minCount);
+  await writeFile(out, serializeModel(counts, tunedBayesParams, logistic));
   process.stdout.write(`trained on ${nSpam} spam and ${items.length - nSpam} ham from ${corpus}\n`);
-  process.stdout.write(`wrote ${out}: ${counts.tokens.size} tokens (min count ${minCount}) in ${Math.round(performance.now() - started)} ms\n`);
+  process.stdout.write(`wrote ${out}: ${counts.tokens.size} tokens (min count ${minCount}), ${logistic.weights.size} logistic weights, in ${Math.round(performance.now() - started)} ms\n`);
 
   if (values.cv !== undefined) {
     const k = Number(values.cv);
     const scored = crossValidate(items, k, tunedBayesParams, minCount, defaultSpamThresholds);
     const t = defaultSpamThresholds;
     process.stdout.write(`\n${k}-fold cross-validation at the default thresholds (quarantine ≥ ${t.quarantine}, unsure ≥ ${t.unsure}):\n`);
-    process.stdout.write(`${formatAccuracy('built-in classifier (Bayes + content rules)', accuracyOf(scored))}\n`);
-    process.stdout.write(`${formatAccuracy('Bayes alone', accuracyOf(scored, (s) => s.bayesStatus))}\n`);
+    process.stdout.write(`${formatAccuracy('built-in classifier (Bayes + logistic + content rules)', accuracyOf(scored))}\n`);
+    process.stdout.write(`${formatAccuracy('Bayes + logistic alone (no rules)', accuracyOf(scored, (s) => s.contentStatus))}\n`);
   }
   return 0;
 }
