@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AuthEvidence } from './auth-checks.js';
-import { dmarcAction, spoofingCheck } from './sender-auth.js';
+import { dmarcAction, dmarcSampleBucket, spoofingCheck } from './sender-auth.js';
 
 const own = ['tenant.example'];
 const ev = (over: Partial<AuthEvidence> = {}): AuthEvidence => ({
@@ -50,19 +50,36 @@ describe('dmarcAction', () => {
   const failing = (policy: 'none' | 'quarantine' | 'reject', pct: number | null = null) => ev({ dmarc: { result: 'fail', policy, pct } });
 
   it('when the tenant only tags, then a failing p=reject does nothing', () => {
-    expect(dmarcAction('tag', failing('reject'))).toEqual({ action: 'none', reason: null });
+    expect(dmarcAction('tag', failing('reject'), 'm1')).toEqual({ action: 'none', reason: null });
   });
 
   it('when the tenant honours DMARC, then p=quarantine quarantines and p=reject rejects; p=none and a pass do nothing', () => {
-    expect(dmarcAction('honour', failing('quarantine')).action).toBe('quarantine');
-    expect(dmarcAction('honour', failing('reject'))).toEqual({ action: 'reject', reason: 'dmarc: the message fails DMARC and the sender domain\'s policy is reject' });
-    expect(dmarcAction('honour', failing('none')).action).toBe('none');
-    expect(dmarcAction('honour', ev({ dmarc: { result: 'pass', policy: 'reject', pct: null } })).action).toBe('none');
+    expect(dmarcAction('honour', failing('quarantine'), 'm1').action).toBe('quarantine');
+    expect(dmarcAction('honour', failing('reject'), 'm1')).toEqual({ action: 'reject', reason: 'dmarc: the message fails DMARC and the sender domain\'s policy is reject' });
+    expect(dmarcAction('honour', failing('none'), 'm1').action).toBe('none');
+    expect(dmarcAction('honour', ev({ dmarc: { result: 'pass', policy: 'reject', pct: null } }), 'm1').action).toBe('none');
   });
 
-  it('when pct is below 100, then the next milder policy applies to all (no sampling)', () => {
-    expect(dmarcAction('honour', failing('reject', 50)).action).toBe('quarantine');
-    expect(dmarcAction('honour', failing('quarantine', 10)).action).toBe('none');
-    expect(dmarcAction('honour', failing('reject', 100)).action).toBe('reject');
+  it('when pct is below 100, then that share of failing messages gets the policy and the rest the next milder one, the same for the same message every time', () => {
+    const ids = Array.from({ length: 2000 }, (_, i) => `0193a1b2-${String(i).padStart(4, '0')}-7000-8000-000000000000`);
+    const rejects = ids.filter((id) => dmarcAction('honour', failing('reject', 30), id).action === 'reject');
+    const quarantines = ids.filter((id) => dmarcAction('honour', failing('reject', 30), id).action === 'quarantine');
+    expect(rejects.length + quarantines.length).toBe(2000);
+    expect(rejects.length).toBeGreaterThan(500);
+    expect(rejects.length).toBeLessThan(700);
+    // Deterministic: a message filtered again lands on the same side.
+    for (const id of ids.slice(0, 50)) expect(dmarcAction('honour', failing('reject', 30), id)).toEqual(dmarcAction('honour', failing('reject', 30), id));
+    const sampledIn = rejects[0]!;
+    const sampledOut = quarantines[0]!;
+    expect(dmarcSampleBucket(sampledIn)).toBeLessThan(30);
+    expect(dmarcSampleBucket(sampledOut)).toBeGreaterThanOrEqual(30);
+    expect(dmarcAction('honour', failing('reject', 30), sampledIn).reason).toMatch(/policy is reject \(pct=30, sampled\)$/);
+    expect(dmarcAction('honour', failing('reject', 30), sampledOut).reason).toMatch(/policy is quarantine \(pct=30, not sampled: the milder policy\)$/);
+    // quarantine with pct: the rest is delivered (none).
+    expect(dmarcAction('honour', failing('quarantine', 30), sampledOut).action).toBe('none');
+    expect(dmarcAction('honour', failing('quarantine', 30), sampledIn).action).toBe('quarantine');
+    // pct=0 samples nothing, pct=100 everything.
+    expect(ids.some((id) => dmarcAction('honour', failing('reject', 0), id).action === 'reject')).toBe(false);
+    expect(ids.every((id) => dmarcAction('honour', failing('reject', 100), id).action === 'reject')).toBe(true);
   });
 });

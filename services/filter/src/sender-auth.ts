@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { CheckResult } from '@moat/contracts';
 import type { DmarcHandling } from '@moat/store';
 import type { AuthEvidence } from './auth-checks.js';
@@ -57,19 +58,29 @@ export interface DmarcAction {
 }
 
 /**
+ * Where a message falls in DMARC's pct= sample: 0–99, from a hash of its Moat message id. The
+ * same message always lands in the same place (a redelivered or re-filtered message gets the same
+ * verdict), and message ids are random, so the share selected is pct % of the failing mail.
+ */
+export function dmarcSampleBucket(messageId: string): number {
+  return createHash('sha256').update(messageId).digest().readUInt32BE(0) % 100;
+}
+
+/**
  * What a DMARC failure means for the message under the tenant's handling. `tag`: nothing (the
  * result is in Authentication-Results and the checks). `honour`: the domain's policy
- * (RFC 7489 §6.3: p=, or sp= for a subdomain) — quarantine or reject. A pct= below 100 asks to
- * apply the policy to only part of the failing mail; Moat does not sample (a verdict must not be
- * random): it applies the next milder policy to all, as RFC 7489 §6.6.4 prescribes for mail
- * not selected (reject → quarantine, quarantine → none), so it never rejects what the domain
- * asks to reject only partly.
+ * (RFC 7489 §6.3: p=, or sp= for a subdomain) — quarantine or reject. A pct= below 100 applies
+ * the policy to that share of the failing mail (RFC 7489 §6.6.4), sampled by message id
+ * (`dmarcSampleBucket`: deterministic, never a coin thrown again on a retry); the rest gets the
+ * next milder policy (reject → quarantine, quarantine → none), as the RFC prescribes.
  */
-export function dmarcAction(handling: DmarcHandling, auth: AuthEvidence): DmarcAction {
+export function dmarcAction(handling: DmarcHandling, auth: AuthEvidence, messageId: string): DmarcAction {
   if (handling !== 'honour' || auth.dmarc.result !== 'fail') return { action: 'none', reason: null };
-  let policy = auth.dmarc.policy;
-  const partial = auth.dmarc.pct !== null && auth.dmarc.pct < 100;
-  if (partial) policy = policy === 'reject' ? 'quarantine' : 'none';
+  const asked = auth.dmarc.policy;
+  const pct = auth.dmarc.pct;
+  const sampledOut = pct !== null && pct < 100 && dmarcSampleBucket(messageId) >= pct;
+  const policy = sampledOut ? (asked === 'reject' ? 'quarantine' : 'none') : asked;
   if (policy !== 'quarantine' && policy !== 'reject') return { action: 'none', reason: null };
-  return { action: policy, reason: `dmarc: the message fails DMARC and the sender domain's policy is ${policy}${partial ? ` (pct=${auth.dmarc.pct}: the milder policy)` : ''}` };
+  const note = pct === null || pct >= 100 ? '' : sampledOut ? ` (pct=${pct}, not sampled: the milder policy)` : ` (pct=${pct}, sampled)`;
+  return { action: policy, reason: `dmarc: the message fails DMARC and the sender domain's policy is ${policy}${note}` };
 }

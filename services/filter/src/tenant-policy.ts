@@ -151,7 +151,7 @@ export function applyTenantPolicy(input: PolicyInput): PolicyOutcome {
   const inbound = accepted.direction === 'inbound' && input.auth !== null;
   const lists: ListDecision = inbound ? listDecision(tenant.settings.entries, accepted.rcptTo, { mailFrom: accepted.mailFrom, headerFrom: tenant.headerFrom, clientIp: accepted.client.ip }) : { kind: 'none', reason: null };
   const spoofing = inbound ? spoofingCheck(tenant.headerFrom, tenant.settings.domains, input.auth!) : null;
-  const dmarc = inbound ? dmarcAction(policy.dmarc, input.auth!) : { action: 'none' as const, reason: null };
+  const dmarc = inbound ? dmarcAction(policy.dmarc, input.auth!, accepted.messageId) : { action: 'none' as const, reason: null };
   const trusted = lists.kind === 'allow' && lists.byIp;
 
   const reasons: string[] = [];
