@@ -31,7 +31,7 @@ const authOk: AuthEvidence = { spf: { result: 'pass', domain: 'sender.example' }
 
 function input(over: { policy?: Partial<FilterPolicy>; entries?: FilterListEntry[]; spam?: number; virus?: string | null; auth?: AuthEvidence | null; headerFrom?: string[]; rcptTo?: string[]; direction?: 'inbound' | 'outbound'; mimeFail?: boolean } = {}): PolicyInput {
   return {
-    accepted: { direction: over.direction ?? 'inbound', mailFrom: 'alice@sender.example', rcptTo: over.rcptTo ?? ['u@tenant.example'], client: { ip: '198.51.100.7', helo: 'mx.sender.example', ptr: null, tls: null } },
+    accepted: { messageId: '0193a1b2-0000-7000-8000-000000000001', direction: over.direction ?? 'inbound', mailFrom: 'alice@sender.example', rcptTo: over.rcptTo ?? ['u@tenant.example'], client: { ip: '198.51.100.7', helo: 'mx.sender.example', ptr: null, tls: null } },
     auth: over.auth === undefined ? authOk : over.auth,
     tenant: { settings: { policy: { ...defaultFilterPolicy, ...over.policy }, entries: over.entries ?? [], domains: ['tenant.example'] }, headerFrom: over.headerFrom ?? ['alice@sender.example'] },
     virus: { signature: over.virus ?? null },

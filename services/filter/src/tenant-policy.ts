@@ -111,7 +111,7 @@ export interface TenantContext {
 }
 
 export interface PolicyInput {
-  accepted: Pick<MessageAcceptedPayload, 'direction' | 'mailFrom' | 'rcptTo' | 'client'>;
+  accepted: Pick<MessageAcceptedPayload, 'messageId' | 'direction' | 'mailFrom' | 'rcptTo' | 'client'>;
   /** Inbound mail's authentication facts; null for outbound mail (not authenticated). */
   auth: AuthEvidence | null;
   tenant: TenantContext;
