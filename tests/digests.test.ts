@@ -21,6 +21,8 @@ const publicUrl = 'https://moat.test';
 // (it runs the job with a clock a day ahead), so every digest here is the test's own doing.
 const intervalMs = 86_400_000;
 const linkKey = randomBytes(32);
+/** The key before a rotation: still accepted by the gateway (MOAT_DIGEST_LINK_PREVIOUS_KEYS). */
+const previousLinkKey = randomBytes(32);
 
 let t: TestEnv;
 let stack: Stack;
@@ -75,6 +77,7 @@ beforeAll(async () => {
     MOAT_ROUTE_CACHE_MS: '0',
     MOAT_DIGEST_INTERVAL_MS: String(intervalMs),
     MOAT_DIGEST_LINK_KEY: linkKey.toString('base64'),
+    MOAT_DIGEST_LINK_PREVIOUS_KEYS: previousLinkKey.toString('base64'),
     MOAT_DIGEST_FROM: 'quarantine@moat.test',
     MOAT_PUBLIC_URL: `${publicUrl}/`,
   });
@@ -170,6 +173,19 @@ describe('quarantine digests (end to end)', () => {
     await eventually(() => releasedFor(bob(), subjects.second).length === 1, 30_000);
     await sleep(3_000);
     expect(releasedFor(bob(), subjects.second)).toHaveLength(1);
+  }, 60_000);
+
+  it('when the link key was rotated, then links signed with the previous key still open while it is listed, and links of any other key do not', async () => {
+    const rcpt = `dave${uniq()}@${domain}`;
+    const id = await spam(rcpt, `Rotated ${uniq()}`);
+    const link = { messageId: id, mailbox: rcpt, expiresAt: new Date(Date.now() + 3_600_000), nonce: newDigestNonce() };
+    const old = await fetch(`${gateway()}/digest/release/${signDigestLink(previousLinkKey, link)}`);
+    expect(old.status).toBe(200);
+    expect(await old.text()).toContain('Release this message?');
+    const other = await fetch(`${gateway()}/digest/release/${signDigestLink(randomBytes(32), link)}`);
+    expect(other.status).toBe(400);
+    // Out of the way of the digest runs below.
+    expect((await api.request('DELETE', `/api/v1/quarantine/${id}`)).status).toBe(200);
   }, 60_000);
 
   it('when a link has expired, then GET and POST answer 410 and nothing is released', async () => {

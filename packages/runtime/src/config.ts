@@ -90,6 +90,18 @@ export const digestLinkKey = z
   .string()
   .refine((v) => /^[A-Za-z0-9+/_-]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length >= 32, 'must be at least 32 bytes, base64-encoded (openssl rand -base64 32)');
 
+/**
+ * Keys that signed digest links before the current MOAT_DIGEST_LINK_KEY, still accepted by the
+ * gateway (comma-separated, each like the key): rotate by moving the old key here, and drop it
+ * once its links have expired (MOAT_DIGEST_LINK_TTL_HOURS after the rotation).
+ */
+export const digestLinkPreviousKeys = z
+  .string()
+  .refine(
+    (v) => v.split(',').every((k) => /^[A-Za-z0-9+/_-]+={0,2}$/.test(k.trim()) && Buffer.from(k.trim(), 'base64').length >= 32),
+    'must be a comma-separated list of keys, each at least 32 bytes, base64-encoded',
+  );
+
 const secretNames = /KEY|TOKEN|PASSWORD|SECRET/;
 
 export function loadConfig<S extends z.ZodObject>(schema: S, env: Record<string, string | undefined> = process.env): z.infer<S> {

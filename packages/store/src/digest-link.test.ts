@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { maxDigestTokenLength, newDigestNonce, signDigestLink, verifyDigestLink, type DigestLink } from './digest-link.js';
+import { maxDigestTokenLength, newDigestNonce, previousDigestLinkKeysFromConfig, signDigestLink, verifyDigestLink, type DigestLink } from './digest-link.js';
 
 const key = randomBytes(32);
 const now = new Date('2026-11-28T12:00:00Z');
@@ -40,6 +40,17 @@ describe('digest release links', () => {
 
   it('when a link made with another key is verified, then it is refused', () => {
     expect(verifyDigestLink(randomBytes(32), signDigestLink(key, link), now)).toEqual({ ok: false, reason: 'bad-signature' });
+  });
+
+  it('when the key was rotated, then a link of the previous key verifies while that key is listed, and not once it is dropped', () => {
+    const current = randomBytes(32);
+    const token = signDigestLink(key, link);
+    expect(verifyDigestLink([current, key], token, now)).toMatchObject({ ok: true, link: { messageId: link.messageId } });
+    expect(verifyDigestLink([current], token, now)).toEqual({ ok: false, reason: 'bad-signature' });
+    expect(verifyDigestLink([current, key], signDigestLink(current, link), now).ok).toBe(true);
+    expect(verifyDigestLink([], token, now)).toEqual({ ok: false, reason: 'bad-signature' });
+    expect(previousDigestLinkKeysFromConfig(undefined)).toEqual([]);
+    expect(previousDigestLinkKeysFromConfig(`${key.toString('base64')}, ${current.toString('base64')}`)).toEqual([key, current]);
   });
 
   it('when the link expired, then it is refused as expired (and says what it was for)', () => {

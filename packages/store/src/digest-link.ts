@@ -79,14 +79,21 @@ export function signDigestLink(key: Buffer, link: DigestLink): string {
 /**
  * Verifies a token: the MAC first (constant-time compare, before the payload is even parsed, so
  * nothing an attacker wrote is interpreted unless the key made it), then the expiry against `now`.
+ * `keys`: the current key and, after a rotation, the previous ones still accepted (links already
+ * in mailboxes keep working until they expire); every key is tried, so the time taken does not
+ * tell which one matched.
  */
-export function verifyDigestLink(key: Buffer, token: string, now: Date = new Date()): DigestLinkCheck {
+export function verifyDigestLink(keys: Buffer | readonly Buffer[], token: string, now: Date = new Date()): DigestLinkCheck {
   if (token.length > maxDigestTokenLength) return { ok: false, reason: 'malformed' };
   const m = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{43})$/.exec(token);
   if (!m) return { ok: false, reason: 'malformed' };
   const given = Buffer.from(m[2]!, 'base64url');
-  const expected = mac(key, m[1]!);
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'bad-signature' };
+  let genuine = false;
+  for (const key of Buffer.isBuffer(keys) ? [keys] : keys) {
+    const expected = mac(key, m[1]!);
+    if (given.length === expected.length && timingSafeEqual(given, expected)) genuine = true;
+  }
+  if (!genuine) return { ok: false, reason: 'bad-signature' };
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(m[1]!, 'base64url').toString('utf8'));
@@ -103,4 +110,9 @@ export function verifyDigestLink(key: Buffer, token: string, now: Date = new Dat
 /** MOAT_DIGEST_LINK_KEY (base64) as the HMAC key. */
 export function digestLinkKeyFromConfig(value: string): Buffer {
   return Buffer.from(value, 'base64');
+}
+
+/** MOAT_DIGEST_LINK_PREVIOUS_KEYS (comma-separated base64) as HMAC keys; [] when unset. */
+export function previousDigestLinkKeysFromConfig(value: string | undefined): Buffer[] {
+  return value === undefined ? [] : value.split(',').map((k) => Buffer.from(k.trim(), 'base64'));
 }

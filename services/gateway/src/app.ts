@@ -42,7 +42,7 @@ export interface AppDeps {
   /** Opens quarantine previews (MOAT_QUARANTINE_PREVIEW_KEY); null or absent: previews are not shown. */
   previewKeyring?: Keyring | null;
   /** Verifies quarantine digest release links (MOAT_DIGEST_LINK_KEY); null or absent: those pages answer 404. */
-  digestLinkKey?: Buffer | null;
+  digestLinkKeys?: readonly Buffer[] | null;
   log: Logger;
   /** Largest JSON body accepted (default 100 KiB). */
   bodyLimitBytes?: number;
@@ -114,7 +114,7 @@ export function createApp(deps: AppDeps): Express {
   mountConsole(app);
   // Digest release links: outside /api/v1 and its bearer authentication (the signed link is the
   // credential), with their own headers and Content-Security-Policy.
-  mountDigestLinks(app, { key: deps.digestLinkKey ?? null, quarantine: deps.repos.quarantine, links: deps.repos.digestLinks, audit: deps.repos.audit, broker: deps.broker, log: deps.log });
+  mountDigestLinks(app, { keys: deps.digestLinkKeys ?? null, quarantine: deps.repos.quarantine, links: deps.repos.digestLinks, audit: deps.repos.audit, broker: deps.broker, log: deps.log });
   app.use(helmet());
   app.use(express.json({ limit: deps.bodyLimitBytes ?? 100 * 1024, type: ['application/json', 'application/*+json'], strict: true }));
   const router = express.Router();

@@ -12,5 +12,8 @@ describe('gateway configuration: digest links', () => {
     expect(loadConfig(configSchema, {}).MOAT_DIGEST_LINK_KEY).toBeUndefined();
     expect(loadConfig(configSchema, { MOAT_DIGEST_INTERVAL_MS: '3600000', MOAT_DIGEST_LINK_KEY: randomBytes(32).toString('base64') }).MOAT_DIGEST_LINK_KEY).toBeDefined();
     expect(() => loadConfig(configSchema, { MOAT_DIGEST_LINK_KEY: randomBytes(16).toString('base64') })).toThrow(/MOAT_DIGEST_LINK_KEY: must be at least 32 bytes/);
+    const previous = `${randomBytes(32).toString('base64')},${randomBytes(32).toString('base64')}`;
+    expect(loadConfig(configSchema, { MOAT_DIGEST_LINK_PREVIOUS_KEYS: previous }).MOAT_DIGEST_LINK_PREVIOUS_KEYS).toBe(previous);
+    expect(() => loadConfig(configSchema, { MOAT_DIGEST_LINK_PREVIOUS_KEYS: `${randomBytes(32).toString('base64')},short` })).toThrow(/MOAT_DIGEST_LINK_PREVIOUS_KEYS: must be a comma-separated list of keys/);
   });
 });

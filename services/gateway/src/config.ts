@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { baseConfigShape, digestLinkKey, envInt, quarantinePreviewKeyShape } from '@moat/runtime';
+import { baseConfigShape, digestLinkKey, digestLinkPreviousKeys, envInt, quarantinePreviewKeyShape } from '@moat/runtime';
 
 export const configSchema = z.object({
   ...baseConfigShape,
@@ -21,6 +21,8 @@ export const configSchema = z.object({
   MOAT_SUBNET_CHECK_RETENTION_DAYS: envInt(1, 3_650).default(30),
   /** Verifies quarantine digest release links (/digest/release/…); unset: those pages answer 404. A secret: no default. */
   MOAT_DIGEST_LINK_KEY: digestLinkKey.optional(),
+  /** Earlier link keys still accepted after a rotation (links already sent keep working until they expire). */
+  MOAT_DIGEST_LINK_PREVIOUS_KEYS: digestLinkPreviousKeys.optional(),
   /** Read only to tell that digests are on (the archive sends them): the link key is then required here too. */
   MOAT_DIGEST_INTERVAL_MS: envInt(60_000, 30 * 86_400_000).optional(),
 }).superRefine((c, ctx) => {

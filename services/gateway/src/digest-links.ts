@@ -6,8 +6,8 @@ import { ProblemError } from './problem.js';
 import { releaseFromQuarantine } from './quarantine-release.js';
 
 export interface DigestLinkDeps {
-  /** MOAT_DIGEST_LINK_KEY; null: digests are not enabled on this gateway (the pages answer 404). */
-  key: Buffer | null;
+  /** MOAT_DIGEST_LINK_KEY, then MOAT_DIGEST_LINK_PREVIOUS_KEYS; null: digests are not enabled on this gateway (the pages answer 404). */
+  keys: readonly Buffer[] | null;
   quarantine: Pick<QuarantineRepository, 'get' | 'release'>;
   links: Pick<DigestLinkRepository, 'claim' | 'markUsed' | 'giveBack' | 'state'>;
   audit: Pick<AuditLog, 'record'>;
@@ -34,9 +34,9 @@ function summaryOf(record: QuarantineRecord, mailbox: string) {
  * message that exists, still lists the mailbox among its recipients, is spam or policy (virus and
  * spoofing: a tenant admin only, never from a digest), and is still waiting.
  */
-export async function resolveDigestLink(deps: Pick<DigestLinkDeps, 'key' | 'quarantine' | 'links' | 'now'>, token: string): Promise<Resolved> {
-  if (!deps.key) return page(404, 'Not found', 'Quarantine digest links are not enabled on this server.');
-  const check = verifyDigestLink(deps.key, token, deps.now?.() ?? new Date());
+export async function resolveDigestLink(deps: Pick<DigestLinkDeps, 'keys' | 'quarantine' | 'links' | 'now'>, token: string): Promise<Resolved> {
+  if (!deps.keys || deps.keys.length === 0) return page(404, 'Not found', 'Quarantine digest links are not enabled on this server.');
+  const check = verifyDigestLink(deps.keys, token, deps.now?.() ?? new Date());
   if (!check.ok) {
     if (check.reason === 'expired') return page(410, 'This link has expired', 'Release links from a quarantine digest work for a limited time. Ask your administrator if you still need the message.');
     return page(400, 'This link is not valid', 'The link is incomplete or was altered. Copy the whole link from the digest, or ask your administrator.');

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connectDependencies, FixedWindowRateLimiter, type Logger, type RunningService } from '@moat/runtime';
-import { digestLinkKeyFromConfig, previewKeyringFromConfig, RetrySchedule } from '@moat/store';
+import { digestLinkKeyFromConfig, previousDigestLinkKeysFromConfig, previewKeyringFromConfig, RetrySchedule } from '@moat/store';
 import { createApp } from './app.js';
 import type { Config } from './config.js';
 import { createRepositories } from './repositories.js';
@@ -30,8 +30,9 @@ export async function start(config: Config, log: Logger): Promise<GatewayService
     if (config.MOAT_BOOTSTRAP_TOKEN) await repos.apiKeys.ensureBootstrapToken(config.MOAT_BOOTSTRAP_TOKEN);
     const previewKeyring = previewKeyringFromConfig(config);
     if (!previewKeyring) log.warn('MOAT_QUARANTINE_PREVIEW_KEY is not set: quarantine previews are not shown');
-    const digestLinkKey = config.MOAT_DIGEST_LINK_KEY ? digestLinkKeyFromConfig(config.MOAT_DIGEST_LINK_KEY) : null;
-    const app = createApp({ repos, broker: deps.broker, subnetChecks, health: deps.health, log, bodyLimitBytes: config.MOAT_HTTP_BODY_LIMIT_BYTES, previewKeyring, digestLinkKey });
+    // The current key first; earlier ones only verify (the archive signs with the current key).
+    const digestLinkKeys = config.MOAT_DIGEST_LINK_KEY ? [digestLinkKeyFromConfig(config.MOAT_DIGEST_LINK_KEY), ...previousDigestLinkKeysFromConfig(config.MOAT_DIGEST_LINK_PREVIOUS_KEYS)] : null;
+    const app = createApp({ repos, broker: deps.broker, subnetChecks, health: deps.health, log, bodyLimitBytes: config.MOAT_HTTP_BODY_LIMIT_BYTES, previewKeyring, digestLinkKeys });
     server = http.createServer(app);
     // Slowloris bounds: a client gets 30 s to send its headers and 60 s for the whole request.
     server.headersTimeout = 30_000;
