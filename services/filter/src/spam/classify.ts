@@ -53,6 +53,11 @@ export interface ContentEvidence {
   bayes: BayesScore;
   /** Log-odds of the logistic part (positive leans spam). */
   logit: number;
+  /**
+   * How far the tenant's labels moved the squashed Bayes part (with its counts minus without, in
+   * −2…2); absent or 0 for the default model alone. Counted on top of the Bayes part (tenant-model.ts).
+   */
+  learnedShift?: number;
 }
 
 export function statusFor(score: number, thresholds: SpamThresholds): SpamStatus {
@@ -92,7 +97,7 @@ const noEvidenceScore = 3.5;
  * so 5 is "they cancel", 10 "both sure it is spam"; shrunk towards 3.5 when there is little evidence.
  */
 export function contentScore(evidence: ContentEvidence): number {
-  const full = 5 + 2.5 * (Math.tanh(evidence.bayes.spamminess / bayesScale) + Math.tanh(evidence.logit / logisticScale));
+  const full = 5 + 2.5 * (Math.tanh(evidence.bayes.spamminess / bayesScale) + Math.tanh(evidence.logit / logisticScale) + (evidence.learnedShift ?? 0));
   // Squared: one or two clues move the score only a little, four almost all the way.
   const weight = Math.min(1, evidence.bayes.clues.length / minimumClues) ** 2;
   return noEvidenceScore + (full - noEvidenceScore) * weight;

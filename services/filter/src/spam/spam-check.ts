@@ -2,10 +2,9 @@ import type { CheckResult, Verdict } from '@moat/contracts';
 import { withDeadline } from '@moat/runtime';
 import type { SpamLearningRepository } from '@moat/store';
 import { describe, scoreWith, spamCheckResult, type SpamOutcome, type SpamThresholds } from './classify.js';
-import { logisticScore } from './logistic.js';
 import type { SpamModel } from './model.js';
 import { parseForSpam } from './parse.js';
-import { countsByToken, defaultTenantLearning, describeTenant, hashTokens, scoreWithTenant, type TenantCounts, type TenantLearningParams } from './tenant-model.js';
+import { countsByToken, defaultTenantLearning, describeTenant, evidenceWithTenant, hashTokens, type TenantCounts, type TenantLearningParams } from './tenant-model.js';
 import { tokenize } from './tokenize.js';
 
 /**
@@ -65,9 +64,8 @@ export class SpamCheck {
       const tenant = tenantId !== null && this.learning !== null && this.learning.params.weight > 0 ? await this.tenantCounts(this.learning, tenantId, tokens) : null;
       tenantNote = tenant === null ? null : 'failed' in tenant ? tenant.failed : describeTenant(tenant);
       const counts = tenant === null || 'failed' in tenant ? null : tenant;
-      // Tenant labels move the Bayesian half; the logistic half is the shipped model's alone.
-      const bayes = scoreWithTenant(this.model, counts, tokens, this.learning?.params ?? defaultTenantLearning);
-      outcome = scoreWith({ bayes, logit: logisticScore(this.model.logistic, tokens) }, input, raw, auth, this.thresholds);
+      // Tenant labels move the Bayesian part, counted twice (tenant-model.ts); the logistic part is the shipped model's.
+      outcome = scoreWith(evidenceWithTenant(this.model, counts, tokens, this.learning?.params ?? defaultTenantLearning), input, raw, auth, this.thresholds);
     } catch (err) {
       const reason = `spam classifier failed: ${(err as Error).message}`;
       return { check: { check: 'spam', result: 'error', reason }, verdict: 'deliver', score: 0, reasons: [reason], headers: { score: '0', status: 'error' }, outcome: null };

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { borderlineMessage } from '@moat/testkit';
 import { score } from './bayes.js';
-import { defaultSpamThresholds, scoreWith } from './classify.js';
+import { contentScore, defaultSpamThresholds, scoreWith } from './classify.js';
 import { loadModel } from './model.js';
 import { parseForSpam } from './parse.js';
 import { SpamCheck } from './spam-check.js';
-import { countsByToken, defaultTenantLearning, hashTokens, scoreWithTenant, tokenHash, type TenantCounts } from './tenant-model.js';
+import { countsByToken, defaultTenantLearning, evidenceWithTenant, hashTokens, scoreWithTenant, tokenHash, type TenantCounts } from './tenant-model.js';
 import { tokenize } from './tokenize.js';
 import { logisticScore } from './logistic.js';
 
@@ -134,5 +134,24 @@ describe('SpamCheck with tenant learning', () => {
     expect(out.check.reason).toMatch(/tenant model unavailable \(connection refused\): default model alone$/);
     const hanging = new SpamCheck(model, thresholds, { counts: { tokenCounts: () => new Promise(() => {}) }, params: defaultTenantLearning, timeoutMs: 50, untaughtCacheMs: 0 });
     expect((await hanging.run(raw, [], 'A')).check.reason).toMatch(/tenant model unavailable \(no answer within 50 ms\)/);
+  });
+
+  it('when a tenant labelled list-like mail as spam three times, then its labels quarantine it even though the logistic part leans ham hard', async () => {
+    const listRaw = Buffer.from(
+      'From: Bob <bob@lists.example.org>\r\nTo: dev@lists.example.org\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <1@lists.example.org>\r\n' +
+        'List-Id: Developers <dev.lists.example.org>\r\nSubject: Re: build fails with new autoconf\r\nUser-Agent: Mutt/1.4i\r\n\r\n' +
+        'Hi all,\r\n\r\nI tried the patch against the current CVS tree and the build fails in the configure step on Red Hat 7.3.\r\nDoes anyone know whether the Makefile needs the new autoconf? Thanks for any pointers.\r\n\r\nCheers,\r\nBob\r\n',
+    );
+    const listInput = await parseForSpam(listRaw);
+    const listTokens = tokenize(listInput);
+    const untaught = evidenceWithTenant(model, null, listTokens, defaultTenantLearning);
+    expect(untaught.learnedShift).toBeUndefined();
+    expect(untaught.logit).toBeLessThan(-8);
+    expect(scoreWith(untaught, listInput, listRaw, [], defaultSpamThresholds).status).toBe('ham');
+    const taught = evidenceWithTenant(model, learned(listTokens, 3, 0), listTokens, defaultTenantLearning);
+    expect(taught.learnedShift).toBeGreaterThan(0.5);
+    expect(scoreWith(taught, listInput, listRaw, [], defaultSpamThresholds).status).toBe('spam');
+    // Counted once, as the Bayes part alone, the same labels would leave it short of the quarantine score.
+    expect(contentScore({ bayes: taught.bayes, logit: taught.logit })).toBeLessThan(defaultSpamThresholds.quarantine);
   });
 });
