@@ -122,7 +122,9 @@ export class DigestRepository {
   /**
    * Mailboxes with inbound messages quarantined after their last digest's cut-off and at or before
    * `cutoff`, still waiting and not expired. Only recipients in one of the tenant's protected
-   * domains: a digest goes to the tenant's own server, never to an outside address.
+   * domains: a digest goes to the tenant's own server, never to an outside address. Not for a
+   * tenant that turned digests off, and, for one that turned them back on, only messages
+   * quarantined since (tenant_filter_policies.quarantine_digests, _since).
    */
   async mailboxesWithNews(cutoff: Date, now: Date, limit: number): Promise<DigestMailbox[]> {
     const res = await this.pool.query<{ tenant_id: string; mailbox: string }>(
@@ -131,8 +133,11 @@ export class DigestRepository {
         CROSS JOIN LATERAL unnest(q.rcpts) AS r(rcpt)
          JOIN domains d ON d.tenant_id = q.tenant_id AND d.name = lower(substring(r.rcpt from '@([^@]+)$'))
          LEFT JOIN digest_mailboxes c ON c.tenant_id = q.tenant_id AND c.mailbox = lower(r.rcpt)
+         LEFT JOIN tenant_filter_policies p ON p.tenant_id = q.tenant_id
         WHERE q.state = 'quarantined' AND q.direction = 'inbound' AND q.quarantined_at <= $1 AND q.expires_at > $2
           AND (c.last_cutoff IS NULL OR q.quarantined_at > c.last_cutoff)
+          AND coalesce(p.quarantine_digests, true)
+          AND (p.quarantine_digests_since IS NULL OR q.quarantined_at > p.quarantine_digests_since)
         LIMIT $3`,
       [cutoff, now, limit],
     );
@@ -142,18 +147,24 @@ export class DigestRepository {
   /**
    * Runs fn holding the mailbox's cursor (created on first use). Null, without running fn, when
    * another replica holds it right now (it is making this digest) — SKIP LOCKED, so replicas share
-   * the mailboxes instead of queueing on them. Everything fn writes commits together.
+   * the mailboxes instead of queueing on them — or when the tenant has just turned digests off.
+   * Everything fn writes commits together. The cursor fn sees is never before the moment the
+   * tenant last turned digests on.
    */
   async withMailbox<T>(m: DigestMailbox, fn: (tx: DigestMailboxTransaction) => Promise<T>): Promise<T | null> {
     await this.pool.query('INSERT INTO digest_mailboxes (tenant_id, mailbox) VALUES ($1, $2) ON CONFLICT DO NOTHING', [m.tenantId, m.mailbox]);
     return inTransaction(this.pool, async (client) => {
-      const res = await client.query<{ last_cutoff: Date | null }>(
-        'SELECT last_cutoff FROM digest_mailboxes WHERE tenant_id = $1 AND mailbox = $2 FOR UPDATE SKIP LOCKED',
+      const res = await client.query<{ last_cutoff: Date | null; digests_on: boolean; digests_since: Date | null }>(
+        `SELECT c.last_cutoff, coalesce(p.quarantine_digests, true) AS digests_on, p.quarantine_digests_since AS digests_since
+           FROM digest_mailboxes c LEFT JOIN tenant_filter_policies p ON p.tenant_id = c.tenant_id
+          WHERE c.tenant_id = $1 AND c.mailbox = $2 FOR UPDATE OF c SKIP LOCKED`,
         [m.tenantId, m.mailbox],
       );
       const row = res.rows[0];
-      if (!row) return null;
-      return fn(new DigestMailboxTransaction(client, m.tenantId, m.mailbox, row.last_cutoff));
+      if (!row || !row.digests_on) return null;
+      const since = row.digests_since;
+      const lastCutoff = since !== null && (row.last_cutoff === null || since > row.last_cutoff) ? since : row.last_cutoff;
+      return fn(new DigestMailboxTransaction(client, m.tenantId, m.mailbox, lastCutoff));
     });
   }
 

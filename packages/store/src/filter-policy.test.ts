@@ -38,7 +38,7 @@ describe('FilterPolicyRepository', () => {
 
   it('when a policy and entries are written, then the filter reads them in one query, entries oldest first, values normalised', async () => {
     const { id } = await tenant();
-    const policy = { spamTagScore: 2.5, subjectTag: '[SPAM]', quarantineScore: 6, rejectScore: 12, dmarc: 'honour' as const, scannerUnavailable: 'deliver' as const };
+    const policy = { spamTagScore: 2.5, subjectTag: '[SPAM]', quarantineScore: 6, rejectScore: 12, dmarc: 'honour' as const, scannerUnavailable: 'deliver' as const, quarantineDigests: false };
     expect(await repo.setPolicy(id, policy)).toEqual(policy);
     const a = await repo.addEntry(id, { mailbox: null, list: 'block', kind: 'ip', value: '2001:DB8::/32' });
     const b = await repo.addEntry(id, { mailbox: 'U@X.example', list: 'allow', kind: 'address', value: 'News@Shop.Example' });

@@ -32,9 +32,11 @@ export interface FilterPolicy {
   dmarc: DmarcHandling;
   /** What a scanner without a verdict means; null: MOAT_FILTER_SCANNER_UNAVAILABLE. */
   scannerUnavailable: ScannerFallback | null;
+  /** Quarantine digests for the tenant's mailboxes (when the archive sends digests at all). */
+  quarantineDigests: boolean;
 }
 
-export const defaultFilterPolicy: FilterPolicy = Object.freeze({ spamTagScore: null, subjectTag: null, quarantineScore: null, rejectScore: null, dmarc: 'tag', scannerUnavailable: null });
+export const defaultFilterPolicy: FilterPolicy = Object.freeze({ spamTagScore: null, subjectTag: null, quarantineScore: null, rejectScore: null, dmarc: 'tag', scannerUnavailable: null, quarantineDigests: true });
 
 export const filterLists = ['allow', 'block'] as const;
 export type FilterList = (typeof filterLists)[number];
@@ -112,11 +114,20 @@ interface PolicyRow {
   reject_score: number | null;
   dmarc: DmarcHandling;
   scanner_unavailable: ScannerFallback | null;
+  quarantine_digests: boolean;
 }
 
 function toPolicy(r: PolicyRow | undefined): FilterPolicy {
   if (!r) return { ...defaultFilterPolicy };
-  return { spamTagScore: r.spam_tag_score, subjectTag: r.subject_tag, quarantineScore: r.quarantine_score, rejectScore: r.reject_score, dmarc: r.dmarc, scannerUnavailable: r.scanner_unavailable };
+  return {
+    spamTagScore: r.spam_tag_score,
+    subjectTag: r.subject_tag,
+    quarantineScore: r.quarantine_score,
+    rejectScore: r.reject_score,
+    dmarc: r.dmarc,
+    scannerUnavailable: r.scanner_unavailable,
+    quarantineDigests: r.quarantine_digests,
+  };
 }
 
 interface EntryRow {
@@ -135,7 +146,7 @@ function toEntry(r: EntryRow): FilterListEntry {
 }
 
 const entryColumns = 'id, tenant_id, mailbox, list, kind, value, comment, created_at';
-const policyColumns = 'spam_tag_score, subject_tag, quarantine_score, reject_score, dmarc, scanner_unavailable';
+const policyColumns = 'spam_tag_score, subject_tag, quarantine_score, reject_score, dmarc, scanner_unavailable, quarantine_digests';
 
 /** Entries per tenant: a bound so one tenant cannot make every message's policy check slow. */
 export const maxFilterListEntries = 10_000;
@@ -156,12 +167,17 @@ export class FilterPolicyRepository {
   async setPolicy(tenantId: string, p: FilterPolicy): Promise<FilterPolicy> {
     try {
       const res = await this.pool.query(
-        `INSERT INTO tenant_filter_policies (tenant_id, ${policyColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+        // Digests turned back on start from now (quarantine_digests_since): what waited while they
+        // were off is not listed (digests.ts).
+        `INSERT INTO tenant_filter_policies (tenant_id, ${policyColumns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT (tenant_id) DO UPDATE SET spam_tag_score = EXCLUDED.spam_tag_score, subject_tag = EXCLUDED.subject_tag,
            quarantine_score = EXCLUDED.quarantine_score, reject_score = EXCLUDED.reject_score, dmarc = EXCLUDED.dmarc,
-           scanner_unavailable = EXCLUDED.scanner_unavailable, updated_at = now()
+           scanner_unavailable = EXCLUDED.scanner_unavailable, quarantine_digests = EXCLUDED.quarantine_digests,
+           quarantine_digests_since = CASE WHEN EXCLUDED.quarantine_digests AND NOT tenant_filter_policies.quarantine_digests THEN now()
+                                           ELSE tenant_filter_policies.quarantine_digests_since END,
+           updated_at = now()
          RETURNING ${policyColumns}`,
-        [tenantId, p.spamTagScore, p.subjectTag, p.quarantineScore, p.rejectScore, p.dmarc, p.scannerUnavailable],
+        [tenantId, p.spamTagScore, p.subjectTag, p.quarantineScore, p.rejectScore, p.dmarc, p.scannerUnavailable, p.quarantineDigests],
       );
       return toPolicy(res.rows[0]);
     } catch (err) {

@@ -60,16 +60,16 @@ describe('filter policy', () => {
     const { tenantId, key } = await tenant();
     const res = await call('GET', `/api/v1/tenants/${tenantId}/filter-policy`, { token: key });
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ spamTagScore: null, subjectTag: null, quarantineScore: null, rejectScore: null, dmarc: 'tag', scannerUnavailable: null });
+    expect(res.body).toEqual({ spamTagScore: null, subjectTag: null, quarantineScore: null, rejectScore: null, dmarc: 'tag', scannerUnavailable: null, quarantineDigests: true });
   });
 
   it('when fields are patched, then the others keep their value, null restores a default, the filter reads it, and the change is audited', async () => {
     const { tenantId, key } = await tenant();
-    const first = await call('PATCH', `/api/v1/tenants/${tenantId}/filter-policy`, { token: key, body: { quarantineScore: 7, rejectScore: 12, subjectTag: '[SPAM]', dmarc: 'honour', scannerUnavailable: 'deliver' } });
+    const first = await call('PATCH', `/api/v1/tenants/${tenantId}/filter-policy`, { token: key, body: { quarantineScore: 7, rejectScore: 12, subjectTag: '[SPAM]', dmarc: 'honour', scannerUnavailable: 'deliver', quarantineDigests: false } });
     expect(first.status).toBe(200);
-    expect(first.body).toEqual({ spamTagScore: null, subjectTag: '[SPAM]', quarantineScore: 7, rejectScore: 12, dmarc: 'honour', scannerUnavailable: 'deliver' });
+    expect(first.body).toEqual({ spamTagScore: null, subjectTag: '[SPAM]', quarantineScore: 7, rejectScore: 12, dmarc: 'honour', scannerUnavailable: 'deliver', quarantineDigests: false });
     const second = await call('PATCH', `/api/v1/tenants/${tenantId}/filter-policy`, { token: key, body: { spamTagScore: 3, subjectTag: null } });
-    expect(second.body).toEqual({ spamTagScore: 3, subjectTag: null, quarantineScore: 7, rejectScore: 12, dmarc: 'honour', scannerUnavailable: 'deliver' });
+    expect(second.body).toEqual({ spamTagScore: 3, subjectTag: null, quarantineScore: 7, rejectScore: 12, dmarc: 'honour', scannerUnavailable: 'deliver', quarantineDigests: false });
     expect((await call('GET', `/api/v1/tenants/${tenantId}/filter-policy`, { token: key })).body).toEqual(second.body);
     const settings = await new FilterPolicyRepository(db).settingsFor(tenantId);
     expect(settings.policy).toEqual(second.body);
@@ -88,6 +88,8 @@ describe('filter policy', () => {
     expectProblem(await call('PATCH', `/api/v1/tenants/${tenantId}/filter-policy`, { token: key, body: { dmarc: 'reject' } }), 400, 'dmarc');
     expectProblem(await call('PATCH', `/api/v1/tenants/${tenantId}/filter-policy`, { token: key, body: { subjectTag: 'a\r\nBcc: x@y' } }), 400, 'subjectTag');
     expectProblem(await call('PATCH', `/api/v1/tenants/${tenantId}/filter-policy`, { token: key, body: { spamScore: 1 } }), 400, 'spamScore');
+    expectProblem(await call('PATCH', `/api/v1/tenants/${tenantId}/filter-policy`, { token: key, body: { quarantineDigests: 'no' } }), 400, 'quarantineDigests');
+    expectProblem(await call('PATCH', `/api/v1/tenants/${tenantId}/filter-policy`, { token: key, body: { quarantineDigests: null } }), 400, 'quarantineDigests');
     expect((await call('GET', `/api/v1/tenants/${tenantId}/filter-policy`, { token: key })).body.quarantineScore).toBeNull();
   });
 

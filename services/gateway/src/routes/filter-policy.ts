@@ -36,6 +36,9 @@ export const FilterPolicy = z
       .enum(scannerFallbacks)
       .nullable()
       .meta({ description: 'When a scanner gives no verdict (or anti-spoofing cannot be settled): `retry` (the message waits) or `deliver` (delivered, marked); null: MOAT_FILTER_SCANNER_UNAVAILABLE' }),
+    quarantineDigests: z
+      .boolean()
+      .meta({ description: 'Quarantine digests for the tenant’s mailboxes (true, the default, when the archive sends digests at all). Turned back on, digests list only messages quarantined from then on' }),
   })
   .strict()
   .meta({ id: 'FilterPolicy' });
