@@ -201,6 +201,36 @@ describe('web console (real browser)', () => {
     await page.close();
   }, 90_000);
 
+  it('when a received message is marked as spam in the archive, then the tenant’s filter has the label, once', async () => {
+    const rcpt = `arch${uniq()}@${domain}`;
+    const tag = uniq();
+    const sent = await sendSmtp({ port: stack.smtpPort, from: 'news@sender.example', to: [rcpt], raw: makeMessage({ from: 'news@sender.example', to: [rcpt], subject: `Weekly deals ${tag}`, body: 'Our offers this week.' }) });
+    expect(sent.code).toBe(250);
+    const id = messageIdOf(sent.response);
+    await eventually(async () => ((await api.request('GET', `/api/v1/tenants/${tenantId}/archive?q=${tag}`)).body.items?.length ?? 0) === 1, 30_000);
+    const key = await keyFor(tenantId, ['quarantine:read', 'archive:read', 'spam-feedback:write']);
+    const page = await signedIn(key);
+    await page.click('#nav-archive');
+    await page.waitForSelector('#archive');
+    await page.fill('input[name=q]', tag);
+    await page.click('form.filters button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('#archive tbody tr').length === 1);
+    expect(await page.textContent('#archive td.subject')).toBe(`Weekly deals ${tag}`);
+    await page.click(`#archive tr[data-message-id="${id}"] button[data-label=spam]`);
+    await page.waitForFunction(() => /Marked as spam/.test(document.getElementById('status')!.textContent ?? ''));
+    expect(await page.textContent(`#archive tr[data-message-id="${id}"] .label-outcome`)).toBe('Marked as spam.');
+    const labels = await api.request('GET', `/api/v1/tenants/${tenantId}/spam-feedback?messageId=${id}`);
+    expect(labels.body.items.map((i: { label: string }) => i.label)).toEqual(['spam']);
+    // The same label again records nothing new.
+    await page.click(`#archive tr[data-message-id="${id}"] button[data-label=spam]`);
+    await page.waitForFunction(() => /already marked/.test(document.getElementById('status')!.textContent ?? ''));
+    expect((await api.request('GET', `/api/v1/tenants/${tenantId}/spam-feedback?messageId=${id}`)).body.items).toHaveLength(1);
+    // The fragment keeps the search: a reload shows the same row.
+    await page.reload();
+    await page.waitForFunction(() => document.querySelectorAll('#archive tbody tr').length === 1);
+    await page.close();
+  }, 90_000);
+
   it('when an operator signs in, then it picks among tenants and each tenant shows only its own quarantine', async () => {
     const rcpt = `op${uniq()}@${domain}`;
     const subject = `Operator view ${uniq()}`;

@@ -91,6 +91,25 @@ export interface QuarantineItem {
   hasPreview: boolean;
 }
 
+export interface ArchiveEntry {
+  messageId: string;
+  receivedAt: string;
+  direction: 'inbound' | 'outbound';
+  mailFrom: string;
+  rcpts: string[];
+  from: string | null;
+  to: string | null;
+  subject: string | null;
+}
+
+export interface SpamFeedbackResult {
+  messageId: string;
+  tenantId: string;
+  label: 'spam' | 'ham';
+  previousLabel: 'spam' | 'ham' | null;
+  recorded: boolean;
+}
+
 export interface QuarantineDetail extends QuarantineItem {
   preview: { text: string; truncated: boolean; source: string; attachments: Array<{ filename: string | null; mimeType: string; size: number }> } | null;
   previewUnavailable: string | null;

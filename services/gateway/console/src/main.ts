@@ -1,8 +1,9 @@
 import { ApiError } from './api.js';
+import { renderArchive } from './archive-view.js';
 import { byId, h, replace } from './dom.js';
 import { renderMessage } from './message-view.js';
 import { renderQuarantineList } from './quarantine-list-view.js';
-import { parsePlace, quarantineHref } from './route.js';
+import { archiveHref, parsePlace, quarantineHref } from './route.js';
 import { session, signIn, signOut, storedToken, type Session } from './session.js';
 import { renderSignIn } from './signin-view.js';
 
@@ -36,7 +37,9 @@ function renderIdentity(s: Session | null, tenantId: string | null): void {
             id: 'tenant',
             'aria-label': 'Tenant',
             onchange: (e: Event) => {
-              location.hash = quarantineHref({ tenant: (e.target as HTMLSelectElement).value });
+              const tenant = (e.target as HTMLSelectElement).value;
+              // The same page, for the other tenant.
+              location.hash = parsePlace(location.hash).view === 'archive' ? archiveHref({ tenant }) : quarantineHref({ tenant });
             },
           },
           ...s.tenants.map((t) => h('option', { value: t.id, selected: t.id === tenantId }, t.name)),
@@ -54,7 +57,8 @@ function renderIdentity(s: Session | null, tenantId: string | null): void {
     },
     'Sign out',
   );
-  replace(identity, picker, ' ', h('span', { class: 'muted', id: 'key-name' }, `${s.me.name} (${s.me.role})`), ' ', out);
+  const nav = h('nav', { id: 'nav' }, h('a', { href: quarantineHref({ tenant: tenantId }) }, 'Quarantine'), ' ', h('a', { href: archiveHref({ tenant: tenantId }), id: 'nav-archive' }, 'Archive'));
+  replace(identity, nav, ' ', picker, ' ', h('span', { class: 'muted', id: 'key-name' }, `${s.me.name} (${s.me.role})`), ' ', out);
 }
 
 async function route(): Promise<void> {
@@ -81,6 +85,7 @@ async function route(): Promise<void> {
   try {
     if (place.view === 'message') return await renderMessage(view, s, place.messageId, place.filters, say);
     if (!tenantId) return replace(view, h('p', {}, 'This key sees no tenants.'));
+    if (place.view === 'archive') return await renderArchive(view, s, tenantId, place.filters, say);
     await renderQuarantineList(view, s, tenantId, place.filters);
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) {

@@ -2,6 +2,7 @@ import type { QuarantineItem } from './api.js';
 import { h, replace, when } from './dom.js';
 import { categories, listQuery, messageHref, quarantineHref, states, type QuarantineFilters } from './route.js';
 import type { Session } from './session.js';
+import { loadPages, searchForm } from './list-page.js';
 
 /** The tenant's quarantine, newest first, with the API's filters; pages load on "Older". */
 export async function renderQuarantineList(view: HTMLElement, s: Session, tenantId: string, filters: QuarantineFilters): Promise<void> {
@@ -10,21 +11,12 @@ export async function renderQuarantineList(view: HTMLElement, s: Session, tenant
   const category = h('select', { name: 'category' }, h('option', { value: '' }, 'any'), ...categories.map((c) => h('option', { value: c, selected: c === filters.category }, c)));
   const state = h('select', { name: 'state' }, ...states.map((st) => h('option', { value: st, selected: st === filters.state }, st)));
   const q = h('input', { name: 'q', type: 'search', value: filters.q, placeholder: 'subject, sender, reason…', size: 28 });
-  const form = h(
-    'form',
-    {
-      class: 'filters',
-      role: 'search',
-      onsubmit: (e: Event) => {
-        e.preventDefault();
-        location.hash = quarantineHref({ tenant: tenantId, rcpt: rcpt.value.trim(), category: category.value, state: state.value, q: q.value.trim() });
-      },
-    },
+  const form = searchForm(
+    () => (location.hash = quarantineHref({ tenant: tenantId, rcpt: rcpt.value.trim(), category: category.value, state: state.value, q: q.value.trim() })),
     field('Mailbox', rcpt),
     field('Category', category),
     field('State', state),
     field('Words', q),
-    h('button', { type: 'submit' }, 'Search'),
   );
   const body = h('tbody');
   const more = h('button', { type: 'button', hidden: true }, 'Older');
@@ -38,21 +30,14 @@ export async function renderQuarantineList(view: HTMLElement, s: Session, tenant
   replace(view, h('h1', {}, 'Quarantine'), form, summary, table, more);
 
   const linkFilters = { ...filters, tenant: tenantId };
-  let shown = 0;
-  const load = async (before: string | null) => {
-    more.disabled = true;
-    const page = await s.api.get<{ items: QuarantineItem[]; next: string | null }>(`/tenants/${tenantId}/quarantine?${listQuery(filters, before)}`);
-    for (const item of page.items) body.appendChild(row(item, linkFilters));
-    shown += page.items.length;
-    summary.textContent = shown === 0 ? 'No messages match.' : `${shown} message${shown === 1 ? '' : 's'}${page.next ? ' (more below)' : ''}.`;
-    more.hidden = page.next === null;
-    more.disabled = false;
-    more.onclick = page.next ? () => void load(page.next).catch(failed) : null;
-  };
-  const failed = (err: Error) => {
-    summary.textContent = `Could not load the quarantine: ${err.message}`;
-  };
-  await load(null);
+  await loadPages({
+    fetchPage: (before) => s.api.get<{ items: QuarantineItem[]; next: string | null }>(`/tenants/${tenantId}/quarantine?${listQuery(filters, before)}`),
+    row: (item) => row(item, linkFilters),
+    body,
+    summary,
+    more,
+    what: 'the quarantine',
+  });
 }
 
 function row(item: QuarantineItem, filters: Partial<QuarantineFilters>): HTMLTableRowElement {

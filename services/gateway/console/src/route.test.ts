@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { listQuery, messageHref, parsePlace, quarantineHref } from './route.js';
+import { archiveHref, archiveQuery, listQuery, messageHref, parsePlace, quarantineHref } from './route.js';
 
 const id = '0f8fad5b-d9cb-469f-a165-70867728950e';
 
@@ -29,5 +29,14 @@ describe('console places', () => {
   it('when the list is asked for, then the API query carries the filters, the page size and the cursor', () => {
     const q = new URLSearchParams(listQuery({ tenant: id, rcpt: 'a@b.example', category: '', state: 'quarantined', q: 'x y' }, 'CURSOR', 25));
     expect(Object.fromEntries(q)).toEqual({ rcpt: 'a@b.example', state: 'quarantined', q: 'x y', limit: '25', before: 'CURSOR' });
+  });
+
+  it('when the fragment names the archive, then its tenant and words are read back, and links and the API query round-trip', () => {
+    expect(parsePlace(`#/archive?tenant=${id}&q=%20invoice%20`)).toEqual({ view: 'archive', filters: { tenant: id, q: 'invoice' } });
+    expect(parsePlace('#/archive?tenant=nope')).toEqual({ view: 'archive', filters: { tenant: null, q: '' } });
+    expect(parsePlace('#/archive/x')).toEqual({ view: 'signin' });
+    expect(parsePlace(archiveHref({ tenant: id, q: 'a&b' }))).toEqual({ view: 'archive', filters: { tenant: id, q: 'a&b' } });
+    expect(archiveHref({ tenant: id, q: '' })).toBe(`#/archive?tenant=${id}`);
+    expect(Object.fromEntries(new URLSearchParams(archiveQuery({ tenant: id, q: 'x y' }, 'C', 20)))).toEqual({ q: 'x y', limit: '20', before: 'C' });
   });
 });

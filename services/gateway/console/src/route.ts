@@ -1,6 +1,7 @@
 /**
- * The console's places, kept in the URL fragment (#/quarantine?…, #/quarantine/<id>?…) so a
- * reload or a shared link opens the same view; the fragment never reaches the server's logs.
+ * The console's places, kept in the URL fragment (#/quarantine?…, #/quarantine/<id>?…,
+ * #/archive?…) so a reload or a shared link opens the same view; the fragment never reaches the
+ * server's logs.
  */
 
 export const categories = ['virus', 'spoofing', 'spam', 'policy'] as const;
@@ -14,7 +15,17 @@ export interface QuarantineFilters {
   q: string;
 }
 
-export type Place = { view: 'signin' } | { view: 'quarantine'; filters: QuarantineFilters } | { view: 'message'; messageId: string; filters: QuarantineFilters };
+/** The LiveArchive search: a tenant's delivered and sent mail. */
+export interface ArchiveFilters {
+  tenant: string | null;
+  q: string;
+}
+
+export type Place =
+  | { view: 'signin' }
+  | { view: 'quarantine'; filters: QuarantineFilters }
+  | { view: 'message'; messageId: string; filters: QuarantineFilters }
+  | { view: 'archive'; filters: ArchiveFilters };
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -39,10 +50,11 @@ export function parsePlace(hash: string): Place {
   const parts = path.split('/').filter(Boolean);
   if (parts[0] === 'quarantine' && parts.length === 1) return { view: 'quarantine', filters };
   if (parts[0] === 'quarantine' && parts.length === 2 && uuid.test(parts[1]!)) return { view: 'message', messageId: parts[1]!, filters };
+  if (parts[0] === 'archive' && parts.length === 1) return { view: 'archive', filters: { tenant: filters.tenant, q: filters.q } };
   return { view: 'signin' };
 }
 
-function query(filters: Partial<QuarantineFilters>): string {
+function query(filters: Partial<QuarantineFilters> | Partial<ArchiveFilters>): string {
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(filters)) if (v) params.set(k, v);
   const s = params.toString();
@@ -51,6 +63,19 @@ function query(filters: Partial<QuarantineFilters>): string {
 
 export function quarantineHref(filters: Partial<QuarantineFilters>): string {
   return `#/quarantine${query(filters)}`;
+}
+
+export function archiveHref(filters: Partial<ArchiveFilters>): string {
+  return `#/archive${query(filters)}`;
+}
+
+/** The API query for a page of the archive search. */
+export function archiveQuery(filters: ArchiveFilters, before: string | null, limit = 50): string {
+  const params = new URLSearchParams();
+  if (filters.q) params.set('q', filters.q);
+  params.set('limit', String(limit));
+  if (before) params.set('before', before);
+  return params.toString();
 }
 
 export function messageHref(messageId: string, filters: Partial<QuarantineFilters>): string {
