@@ -3,7 +3,7 @@ import { renderArchive } from './archive-view.js';
 import { byId, h, replace } from './dom.js';
 import { renderMessage } from './message-view.js';
 import { renderQuarantineList } from './quarantine-list-view.js';
-import { archiveHref, parsePlace, quarantineHref } from './route.js';
+import { archiveHref, homeHref, parsePlace, quarantineHref } from './route.js';
 import { session, signIn, signOut, storedToken, type Session } from './session.js';
 import { renderSignIn } from './signin-view.js';
 
@@ -75,10 +75,10 @@ async function route(): Promise<void> {
   if (!s || place.view === 'signin') {
     renderIdentity(s, null);
     if (s) {
-      location.hash = quarantineHref({});
+      location.hash = homeHref(s.me.scopes);
       return;
     }
-    return renderSignIn(view, () => (location.hash = quarantineHref({})), say.error);
+    return renderSignIn(view, () => (location.hash = homeHref(session()?.me.scopes ?? [])), say.error);
   }
   const tenantId = place.filters.tenant && s.tenants.some((t) => t.id === place.filters.tenant) ? place.filters.tenant : (s.tenants[0]?.id ?? null);
   renderIdentity(s, tenantId);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { archiveHref, archiveQuery, listQuery, messageHref, parsePlace, quarantineHref } from './route.js';
+import { archiveHref, archiveQuery, homeHref, listQuery, messageHref, parsePlace, quarantineHref } from './route.js';
 
 const id = '0f8fad5b-d9cb-469f-a165-70867728950e';
 
@@ -38,5 +38,12 @@ describe('console places', () => {
     expect(parsePlace(archiveHref({ tenant: id, q: 'a&b' }))).toEqual({ view: 'archive', filters: { tenant: id, q: 'a&b' } });
     expect(archiveHref({ tenant: id, q: '' })).toBe(`#/archive?tenant=${id}`);
     expect(Object.fromEntries(new URLSearchParams(archiveQuery({ tenant: id, q: 'x y' }, 'C', 20)))).toEqual({ q: 'x y', limit: '20', before: 'C' });
+  });
+
+  it('when a key signs in, then it lands on the quarantine, or on the archive when that is all it may read', () => {
+    expect(homeHref(['quarantine:read', 'archive:read'])).toBe('#/quarantine');
+    expect(homeHref(['*'])).toBe('#/quarantine');
+    expect(homeHref(['archive:read', 'spam-feedback:write'])).toBe('#/archive');
+    expect(homeHref([])).toBe('#/quarantine');
   });
 });

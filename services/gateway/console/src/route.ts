@@ -78,6 +78,12 @@ export function archiveQuery(filters: ArchiveFilters, before: string | null, lim
   return params.toString();
 }
 
+/** Where a key lands after signing in: the quarantine, or the archive for a key that may only read that. */
+export function homeHref(scopes: readonly string[]): string {
+  const may = (scope: string) => scopes.includes(scope) || scopes.includes('*');
+  return !may('quarantine:read') && may('archive:read') ? archiveHref({}) : quarantineHref({});
+}
+
 export function messageHref(messageId: string, filters: Partial<QuarantineFilters>): string {
   return `#/quarantine/${messageId}${query(filters)}`;
 }
