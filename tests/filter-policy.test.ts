@@ -53,7 +53,7 @@ async function send(from: string, rcpt: string, raw: Buffer): Promise<string> {
 }
 
 /** The quarantine entry of a message, once the archive has it. */
-async function quarantined(tenantId: string, messageId: string): Promise<{ category: string; reasons: string[] }> {
+async function quarantined(tenantId: string, messageId: string): Promise<{ category: string; reasons: string[]; rcpts: string[] }> {
   return eventually(async () => {
     const res = await api.request('GET', `/api/v1/tenants/${tenantId}/quarantine`);
     expect(res.status).toBe(200);
@@ -123,6 +123,39 @@ describe('tenant filter policy', () => {
     await sleep(500);
     expect(receivedBy(rcpt)).toHaveLength(0);
   }, 60_000);
+
+  it("when one mailbox blocks the sender, then the others get the message in one transaction, that mailbox's copy is quarantined, tracked per recipient, and released to it exactly once", async () => {
+    const domain0 = `fp${uniq()}.example`;
+    const [a, b, c] = ['ann', 'bob', 'cid'].map((u) => `${u}@${domain0}`) as [string, string, string];
+    const { tenantId } = await api.provision(`Policy ${domain0}`, [{ name: domain0, routes: [{ host: '127.0.0.1', port: customer.port, priority: 10 }] }]);
+    expect((await api.request('POST', `/api/v1/tenants/${tenantId}/filter-lists`, { list: 'block', kind: 'domain', value: 'sender.example', mailbox: b })).status).toBe(201);
+    const raw = makeMessage({ from: 'carol@sender.example', to: [a, b, c], subject: 'team lunch', body: 'Friday at noon, usual place.' });
+    const res = await sendSmtp({ port: stack.smtpPort, from: 'carol@sender.example', to: [a, b, c], raw });
+    expect(res.code).toBe(250);
+    const id = messageIdOf(res.response);
+    await eventually(() => expect(receivedBy(a)).toHaveLength(1), 20_000);
+    // One transaction for the two who get it; nothing for the mailbox that blocks the sender.
+    expect(receivedBy(a)[0]!.rcptTo).toEqual([a, c]);
+    const item = await quarantined(tenantId, id);
+    expect(item).toMatchObject({ category: 'policy', rcpts: [b] });
+    expect(item.reasons[0]).toBe(`policy: blocked by the block list of ${b} (domain sender.example matches the envelope sender)`);
+    await sleep(500);
+    expect(receivedBy(b)).toHaveLength(0);
+    const statuses = async () => {
+      const tracked = await api.request('GET', `/api/v1/messages/${id}`);
+      return Object.fromEntries((tracked.body?.recipients ?? []).map((r: { rcpt: string; status: string }) => [r.rcpt, r.status]));
+    };
+    await eventually(async () => expect(await statuses()).toEqual({ [a]: 'delivered', [b]: 'quarantined', [c]: 'delivered' }), 20_000);
+
+    // Released twice at once: b gets its copy once, in a transaction of its own; a and c nothing more.
+    const [r1, r2] = await Promise.all([api.request('POST', `/api/v1/quarantine/${id}/release`), api.request('POST', `/api/v1/quarantine/${id}/release`)]);
+    expect([r1.status, r2.status]).toEqual([200, 200]);
+    await eventually(() => expect(receivedBy(b)).toHaveLength(1), 30_000);
+    expect(receivedBy(b)[0]!.rcptTo).toEqual([b]);
+    await eventually(async () => expect(await statuses()).toEqual({ [a]: 'delivered', [b]: 'delivered', [c]: 'delivered' }), 20_000);
+    await sleep(1_500);
+    expect([receivedBy(a).length, receivedBy(b).length, receivedBy(c).length]).toEqual([1, 1, 1]);
+  }, 90_000);
 
   it("when mail claims the tenant's own domain without passing authentication, then it is quarantined as spoofing (only a tenant admin may release it)", async () => {
     const { tenantId, domain } = await tenantWith();

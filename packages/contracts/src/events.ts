@@ -81,8 +81,34 @@ export const messageFilteredPayload = messageAcceptedPayload.extend({
    * same message delivers nothing twice).
    */
   release: z.object({ by: z.string().min(1).max(300), at: z.string().datetime({ offset: true }) }).optional(),
+  /**
+   * Set when the recipients' own allow and block lists (per-mailbox lists) gave them different
+   * verdicts: the message is split into one event per verdict, each with only its recipients in
+   * `rcptTo`. `part` names this event's part (its verdict when filtered; a release keeps it);
+   * `parts` lists every part's recipients, the same on each event. The router keys a part's
+   * deliveries, tracking events and DSN by `part`, so the parts of one message never collide and
+   * a released quarantine part is delivered once. Absent: every recipient has `verdict`.
+   */
+  split: z
+    .object({
+      part: verdict,
+      parts: z.array(z.object({ verdict, rcptTo: z.array(address).min(1) })).min(2),
+    })
+    .optional(),
 });
 export type MessageFilteredPayload = z.infer<typeof messageFilteredPayload>;
+
+/** What the message as a whole became: a split message is `deliver` when any part is delivered, else `quarantine` when any part is kept, else `reject`. */
+export function wholeMessageVerdict(p: Pick<MessageFilteredPayload, 'verdict' | 'split'>): Verdict {
+  if (!p.split) return p.verdict;
+  const verdicts = new Set(p.split.parts.map((part) => part.verdict));
+  return verdicts.has('deliver') ? 'deliver' : verdicts.has('quarantine') ? 'quarantine' : 'reject';
+}
+
+/** Every recipient of the message, whichever part (for the archive row, which is one per message). */
+export function allRecipients(p: Pick<MessageFilteredPayload, 'rcptTo' | 'split'>): string[] {
+  return p.split ? p.split.parts.flatMap((part) => part.rcptTo) : p.rcptTo;
+}
 
 // ---------------------------------------------------------------------------------------------
 // delivery.requested.<pool> — one SMTP transaction to one destination, for some recipients.

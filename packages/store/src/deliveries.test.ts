@@ -50,6 +50,22 @@ describe('DeliveryRepository', () => {
     expect(rows.every((r) => r.status === 'queued' && r.attempt === 1 && r.leaseUntil === null)).toBe(true);
   });
 
+  it('when a split message has a second part (a released quarantine part), then that part gets its own routing decision, once', async () => {
+    const messageId = randomUUID();
+    const whole = await repo.createForMessage(messageId, [newDelivery(messageId, 'whole:25/10')]);
+    expect(whole.created).toBe(true);
+    // The part is routed although the message has rows; routed again (a second release), nothing new.
+    const part = await repo.createForMessage(messageId, [newDelivery(messageId, 'part:25/10')], 'quarantine');
+    const again = await repo.createForMessage(messageId, [newDelivery(messageId, 'part-again:25/10')], 'quarantine');
+    expect([part.created, again.created]).toEqual([true, false]);
+    expect(again.deliveries.map((d) => d.id)).toEqual(part.deliveries.map((d) => d.id));
+    // The whole message is still routed once, whatever its parts did.
+    expect((await repo.createForMessage(messageId, [newDelivery(messageId, 'whole-again:25/10')])).created).toBe(false);
+    expect((await repo.forMessage(messageId)).map((d) => d.destination).sort()).toEqual(['part:25/10', 'whole:25/10']);
+    expect((await repo.forMessage(messageId, '')).map((d) => d.destination)).toEqual(['whole:25/10']);
+    expect((await repo.forMessage(messageId, 'quarantine')).map((d) => d.destination)).toEqual(['part:25/10']);
+  });
+
   it('when two senders claim the same attempt at once, then exactly one gets it', async () => {
     const messageId = randomUUID();
     const { deliveries } = await repo.createForMessage(messageId, [newDelivery(messageId, 'claim:25/10')]);

@@ -196,7 +196,7 @@ function toClaimed(row: ClaimedRowRaw): { delivery: Delivery; body: SealedBodyRo
   return { delivery: toDelivery(row), body: sealed };
 }
 
-/** A new row as route_message / route_messages read it (jsonb_to_recordset columns). */
+/** A new row as route_messages reads it (jsonb_to_recordset columns). */
 function routeRowJson(d: NewDelivery) {
   return {
     id: d.id,
@@ -216,35 +216,34 @@ export class DeliveryRepository {
   constructor(private readonly pool: Pool) {}
 
   /**
-   * Records the routing decision for a message in one round trip (function route_message,
-   * migration 1732700003000): all its deliveries at once, or none. Serialised per message
-   * (advisory lock), and done at most once: when rows for the message already exist (a
-   * redelivered message.filtered, or a second router racing this one), nothing is inserted and
-   * the existing rows are returned, so a route change between two passes can never produce a
-   * second, differently keyed delivery of the same recipients.
+   * Records the routing decision for a message (or one part of a split message) in one round trip
+   * (function route_messages, migrations 1732700006000 and 1732700025000): all its deliveries at
+   * once, or none. Serialised per message (advisory lock), and done at most once per (message,
+   * part): when rows for it already exist (a redelivered message.filtered, or a second router
+   * racing this one), nothing is inserted and the existing rows are returned, so a route change
+   * between two passes can never produce a second, differently keyed delivery of the same
+   * recipients. `part` is message.filtered's `split.part`; absent: the whole message.
    * New rows are attempt 1 and already 'queued' (no lease): the caller publishes their requests
    * next, and re-publishes attempt-1 rows still 'queued' when the input event comes back.
    */
-  async createForMessage(messageId: string, rows: NewDelivery[]): Promise<{ created: boolean; deliveries: Delivery[] }> {
+  async createForMessage(messageId: string, rows: NewDelivery[], part?: string): Promise<{ created: boolean; deliveries: Delivery[] }> {
     if (rows.some((d) => d.messageId !== messageId)) throw new Error('createForMessage: every row must belong to the message');
-    const res = await this.pool.query<DeliveryRowRaw & { created: boolean }>('SELECT r.created, (r.delivery).* FROM route_message($1, $2) r', [messageId, JSON.stringify(rows.map(routeRowJson))]);
-    // Either every row was inserted by this call or none was (existing rows short-circuit).
-    const created = res.rows.length > 0 ? res.rows.every((r) => r.created) : rows.length === 0;
-    return { created, deliveries: res.rows.map(toDelivery) };
+    const [answer] = await this.createForMessages([{ messageId, rows, ...(part === undefined ? {} : { part }) }]);
+    return answer!;
   }
 
   /**
-   * createForMessage() for many messages in ONE statement (function route_messages, migration
-   * 1732700006000): each message exactly as alone (its advisory lock, at most one routing
-   * decision, existing rows returned), one answer per item, in order. A message that occurs twice
-   * is routed by its first occurrence; the second gets those rows with created = false.
+   * createForMessage() for many messages in ONE statement (function route_messages): each message
+   * exactly as alone (its advisory lock, at most one routing decision per part, existing rows
+   * returned), one answer per item, in order. A message part that occurs twice is routed by its
+   * first occurrence; the second gets those rows with created = false.
    */
-  async createForMessages(items: readonly { messageId: string; rows: NewDelivery[] }[]): Promise<{ created: boolean; deliveries: Delivery[] }[]> {
+  async createForMessages(items: readonly { messageId: string; rows: NewDelivery[]; part?: string }[]): Promise<{ created: boolean; deliveries: Delivery[] }[]> {
     if (items.length === 0) return [];
     for (const item of items) {
       if (item.rows.some((d) => d.messageId !== item.messageId)) throw new Error('createForMessages: every row must belong to its message');
     }
-    const json = items.map((item) => ({ message_id: item.messageId, rows: item.rows.map(routeRowJson) }));
+    const json = items.map((item) => ({ message_id: item.messageId, part: item.part ?? '', rows: item.rows.map(routeRowJson) }));
     const res = await this.pool.query<DeliveryRowRaw & { ordinal: number; created: boolean }>('SELECT r.ordinal, r.created, (r.delivery).* FROM route_messages($1) r', [JSON.stringify(json)]);
     const byItem = items.map(() => [] as (DeliveryRowRaw & { created: boolean })[]);
     for (const row of res.rows) byItem[row.ordinal - 1]?.push(row);
@@ -260,8 +259,12 @@ export class DeliveryRepository {
     return res.rows[0] ? toDelivery(res.rows[0]) : null;
   }
 
-  async forMessage(messageId: string): Promise<Delivery[]> {
-    const res = await this.pool.query<DeliveryRowRaw>('SELECT * FROM deliveries WHERE message_id = $1 ORDER BY created_at, id', [messageId]);
+  /** A message's deliveries: every part's, or, given `part` ('' for a whole message), that part's only. */
+  async forMessage(messageId: string, part?: string): Promise<Delivery[]> {
+    const res =
+      part === undefined
+        ? await this.pool.query<DeliveryRowRaw>('SELECT * FROM deliveries WHERE message_id = $1 ORDER BY created_at, id', [messageId])
+        : await this.pool.query<DeliveryRowRaw>('SELECT * FROM deliveries WHERE message_id = $1 AND part = $2 ORDER BY created_at, id', [messageId, part]);
     return res.rows.map(toDelivery);
   }
 

@@ -1,4 +1,4 @@
-import { smtpReply, type AnyEvent, type SmtpReply } from '@moat/contracts';
+import { smtpReply, wholeMessageVerdict, type AnyEvent, type SmtpReply } from '@moat/contracts';
 import { inTransaction, MoatError, type Pool, type PoolClient } from '@moat/runtime';
 
 // =============================================================================================
@@ -168,7 +168,8 @@ export function projectEvent(event: AnyEvent): Projection {
         size: p.size,
         sha256: p.sha256,
         subject: filtered ? filtered.headers.subject : null,
-        verdict: filtered ? filtered.verdict : null,
+        // One row per message: a split message's parts all give the whole message's verdict.
+        verdict: filtered ? wholeMessageVerdict(filtered) : null,
         receivedAt: p.receivedAt,
         at,
       };

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { AnyEvent } from '@moat/contracts';
 import { PermanentFailure } from '@moat/runtime';
 import type { ArchiveEntryInput, QuarantineInput } from '@moat/store';
-import { Archiver } from './archiver.js';
+import { Archiver, archiveEntryFor, quarantineEntryFor } from './archiver.js';
 
 const log = pino({ level: 'silent' });
 const noQuarantine = { record: async () => true };
@@ -49,6 +49,20 @@ describe('Archiver', () => {
     expect(recorded).toEqual([
       expect.objectContaining({ direction: 'outbound', mailFrom: '', rcpts: ['x@remote.test', 'y@remote.test'], subject: 'S', fromHeader: null, verdict: 'quarantine', size: 5 }),
     ]);
+  });
+
+  it('when a split message arrives part by part, then each part gives the same archive row (every recipient, the whole verdict) and the quarantined part alone is quarantined', () => {
+    const base = filteredEvent() as Extract<AnyEvent, { type: 'message.filtered' }>;
+    const parts = [
+      { verdict: 'deliver' as const, rcptTo: ['x@remote.test'] },
+      { verdict: 'quarantine' as const, rcptTo: ['y@remote.test'] },
+    ];
+    const delivered = { ...base, payload: { ...base.payload, verdict: 'deliver' as const, rcptTo: ['x@remote.test'], split: { part: 'deliver' as const, parts } } };
+    const kept = { ...base, payload: { ...base.payload, rcptTo: ['y@remote.test'], split: { part: 'quarantine' as const, parts } } };
+    expect(archiveEntryFor(delivered)).toEqual(archiveEntryFor(kept));
+    expect(archiveEntryFor(kept)).toMatchObject({ rcpts: ['x@remote.test', 'y@remote.test'], verdict: 'deliver' });
+    const q: QuarantineInput = quarantineEntryFor(kept, 30);
+    expect([q.rcpts, q.payload.rcptTo, q.payload.split?.part]).toEqual([['y@remote.test'], ['y@remote.test'], 'quarantine']);
   });
 
   it('when the entry already existed, then the redelivery completes without error and records the same entry', async () => {

@@ -1,4 +1,4 @@
-import type { AnyEvent, EventOf } from '@moat/contracts';
+import { allRecipients, wholeMessageVerdict, type AnyEvent, type EventOf } from '@moat/contracts';
 import { PermanentFailure, type Logger } from '@moat/runtime';
 import type { ArchiveEntryInput, ArchiveRepository, QuarantineInput, QuarantineRepository } from '@moat/store';
 import { quarantineCategory } from './quarantine-category.js';
@@ -11,7 +11,11 @@ export interface ArchiverDependencies {
   log: Logger;
 }
 
-/** The archive row for a filtered message: the envelope, the headers the filter read, the verdict. */
+/**
+ * The archive row for a filtered message: the envelope, the headers the filter read, the verdict.
+ * One row per message: every part of a split message gives the same row (every recipient, the
+ * whole message's verdict), so whichever part comes first, the row is the same.
+ */
 export function archiveEntryFor(event: EventOf<'message.filtered'>): ArchiveEntryInput {
   const p = event.payload;
   return {
@@ -20,18 +24,21 @@ export function archiveEntryFor(event: EventOf<'message.filtered'>): ArchiveEntr
     receivedAt: p.receivedAt,
     direction: p.direction,
     mailFrom: p.mailFrom,
-    rcpts: p.rcptTo,
+    rcpts: allRecipients(p),
     fromHeader: p.headers.from,
     toHeader: p.headers.to,
     subject: p.headers.subject,
     dateHeader: p.headers.date,
     messageIdHeader: p.headers.messageIdHeader,
     size: p.size,
-    verdict: p.verdict,
+    verdict: wholeMessageVerdict(p),
   };
 }
 
-/** The quarantine row for a quarantined message: what the API lists, and the payload a release re-publishes. */
+/**
+ * The quarantine row for a quarantined message: what the API lists, and the payload a release
+ * re-publishes. For a split message, the quarantined part only: its recipients, its payload.
+ */
 export function quarantineEntryFor(event: EventOf<'message.filtered'>, retentionDays: number): QuarantineInput {
   const { preview, ...payload } = event.payload;
   return {

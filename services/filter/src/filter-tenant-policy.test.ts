@@ -20,7 +20,7 @@ const spam = new SpamCheck(loadModel(), defaultSpamThresholds);
 const gtube = Buffer.from('From: <news@shop.example>\r\nTo: <u@tenant.example>\r\nSubject: offer\r\n\r\nXJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n');
 const tenantId = randomUUID();
 
-function accepted(): AnyEvent {
+function accepted(rcptTo: string[] = ['u@tenant.example']): AnyEvent {
   const messageId = randomUUID();
   const receivedAt = new Date().toISOString();
   return {
@@ -35,7 +35,7 @@ function accepted(): AnyEvent {
       direction: 'inbound',
       store: { messageId, receivedAt },
       mailFrom: 'bounce@shop.example',
-      rcptTo: ['u@tenant.example'],
+      rcptTo,
       client: { ip: '203.0.113.9', helo: 'mx.shop.example', ptr: null, tls: null },
       size: gtube.length,
       sha256: 'c'.repeat(64),
@@ -45,7 +45,7 @@ function accepted(): AnyEvent {
   };
 }
 
-function settings(policy: Partial<FilterPolicy>, entries: Array<{ list: 'allow' | 'block'; kind: 'address' | 'domain' | 'ip'; value: string }> = []): TenantFilterSettings {
+function settings(policy: Partial<FilterPolicy>, entries: Array<{ list: 'allow' | 'block'; kind: 'address' | 'domain' | 'ip'; value: string; mailbox?: string }> = []): TenantFilterSettings {
   return {
     policy: { ...defaultFilterPolicy, ...policy },
     entries: entries.map((e, i) => ({ id: `e${i}`, tenantId, mailbox: null, ...e, value: normalizeListValue(e.kind, e.value), comment: null, createdAt: new Date(i).toISOString() })),
@@ -92,6 +92,40 @@ describe('MessageFilter with tenant policy', () => {
     const waiting: AnyEvent[] = [];
     await expect(filterFor(settings({ scannerUnavailable: 'retry' }), waiting, { scan: down, serviceFallback: 'deliver' }).handle(accepted())).rejects.toBeInstanceOf(ScannerUnavailable);
     expect(waiting).toHaveLength(0);
+  });
+});
+
+describe('MessageFilter with per-mailbox lists', () => {
+  it("when one mailbox allows the sender of spam, then the message is split: that mailbox's part is delivered, the rest quarantined, each event with its recipients and the same ids on redelivery", async () => {
+    const s = settings({}, [{ list: 'allow', kind: 'domain', value: 'shop.example', mailbox: 'v@tenant.example' }]);
+    const input = accepted(['u@tenant.example', 'v@tenant.example', 'w@tenant.example']);
+    const published: AnyEvent[] = [];
+    await filterFor(s, published).handle(input);
+    const payloads = published.map((e) => e.payload as MessageFilteredPayload);
+    expect(payloads.map((p) => [p.verdict, p.rcptTo, p.split?.part])).toEqual([
+      ['deliver', ['v@tenant.example'], 'deliver'],
+      ['quarantine', ['u@tenant.example', 'w@tenant.example'], 'quarantine'],
+    ]);
+    const parts = [
+      { verdict: 'deliver', rcptTo: ['v@tenant.example'] },
+      { verdict: 'quarantine', rcptTo: ['u@tenant.example', 'w@tenant.example'] },
+    ];
+    expect(payloads.map((p) => p.split?.parts)).toEqual([parts, parts]);
+    expect(payloads[0]!.prependHeaders).toContain('X-Moat-Verdict: deliver');
+    expect(payloads[1]!.prependHeaders).toContain('X-Moat-Verdict: quarantine');
+    expect(new Set(published.map((e) => e.id)).size).toBe(2);
+    // A redelivered input publishes the same events under the same ids (downstream dedupes on them).
+    const again: AnyEvent[] = [];
+    await filterFor(s, again).handle(input);
+    expect(again.map((e) => e.id)).toEqual(published.map((e) => e.id));
+  });
+
+  it('when every recipient ends the same way, then one event carries them all and no split', async () => {
+    const published: AnyEvent[] = [];
+    await filterFor(settings({}, [{ list: 'block', kind: 'domain', value: 'shop.example', mailbox: 'v@tenant.example' }]), published).handle(accepted(['u@tenant.example', 'v@tenant.example']));
+    expect(published).toHaveLength(1);
+    const p = payloadOf(published);
+    expect([p.verdict, p.rcptTo, p.split]).toEqual(['quarantine', ['u@tenant.example', 'v@tenant.example'], undefined]);
   });
 });
 

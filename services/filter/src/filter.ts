@@ -12,7 +12,7 @@ import { combineSpamScores } from './spam/combine-scanners.js';
 import type { SpamCheck } from './spam/spam-check.js';
 import { unavailableScanners, type SpamScanners } from './spam-scanners.js';
 import { checkForViruses, type ScannerUnavailablePolicy } from './virus-check.js';
-import { applyTenantPolicy } from './tenant-policy.js';
+import { applyTenantPolicyPerRecipient } from './tenant-policy.js';
 import { noTenantSettings, type TenantPolicySource } from './tenant-policy-source.js';
 import type { ClamdVerdict } from './clamd.js';
 
@@ -65,9 +65,9 @@ export function outboundAuthentication(authservId: string): Pick<AuthOutcome, 'c
   };
 }
 
-/** The id of the filtered event for an accepted one: a redelivered input re-publishes the same event. */
-export function filteredEventId(acceptedEventId: string): string {
-  return uuidFrom(acceptedEventId, 'message.filtered');
+/** The id of the filtered event (or of one part of a split message) for an accepted one: a redelivered input re-publishes the same events. */
+export function filteredEventId(acceptedEventId: string, part?: string): string {
+  return part === undefined ? uuidFrom(acceptedEventId, 'message.filtered') : uuidFrom(acceptedEventId, 'message.filtered', part);
 }
 
 /**
@@ -86,17 +86,31 @@ export class MessageFilter {
   async handle(event: AnyEvent): Promise<void> {
     if (event.type !== 'message.accepted') throw new PermanentFailure(`filter consumes message.accepted, got ${event.type}`);
     const started = performance.now();
-    const payload = await this.filter(event);
-    const filtered = this.deps.broker.envelope('message.filtered', payload, filteredEventId(event.id));
-    await this.deps.broker.publish(routingKeys.messageFiltered, filtered);
-    this.deps.log.info(
-      { messageId: payload.messageId, eventId: filtered.id, verdict: payload.verdict, checks: payload.checks.map((c) => `${c.check}=${c.result}`).join(' '), ms: Math.round(performance.now() - started) },
-      'message filtered',
-    );
+    const payloads = await this.filter(event);
+    // A split message's parts go out one after the other; the input is acked only after the last
+    // is confirmed, and a redelivered input re-publishes every part under the same ids.
+    for (const payload of payloads) {
+      const filtered = this.deps.broker.envelope('message.filtered', payload, filteredEventId(event.id, payload.split?.part));
+      await this.deps.broker.publish(routingKeys.messageFiltered, filtered);
+      this.deps.log.info(
+        {
+          messageId: payload.messageId,
+          eventId: filtered.id,
+          verdict: payload.verdict,
+          ...(payload.split ? { part: payload.split.part, rcpts: payload.rcptTo.length } : {}),
+          checks: payload.checks.map((c) => `${c.check}=${c.result}`).join(' '),
+          ms: Math.round(performance.now() - started),
+        },
+        'message filtered',
+      );
+    }
   }
 
-  /** The filtered payload for an accepted event; pure apart from reading the store and DNS. */
-  async filter(event: EventOf<'message.accepted'>): Promise<MessageFilteredPayload> {
+  /**
+   * The filtered payloads for an accepted event: one, or one per part when the recipients' own
+   * lists split the message (tenant-policy.ts). Pure apart from reading the store and DNS.
+   */
+  async filter(event: EventOf<'message.accepted'>): Promise<MessageFilteredPayload[]> {
     const accepted = event.payload;
     const raw = await this.readBody(event);
     const outbound = accepted.direction === 'outbound';
@@ -139,38 +153,48 @@ export class MessageFilter {
     const combined = combineSpamScores(await this.deps.spam.run(raw, auth.checks, outbound ? null : accepted.tenantId), scanned, this.deps.spam.thresholds);
     // A structure deeper or wider than any parser or scanner reads is not delivered unread.
     const mime = mimeStructureCheck(raw, this.deps.mimeLimits);
-    // Viruses, lists, anti-spoofing, DMARC and the tenant's spam thresholds decide (tenant-policy.ts).
-    const decided = applyTenantPolicy({ accepted, auth: outbound ? null : (auth as AuthOutcome).evidence, tenant, virus, mime, spam: combined, service: this.deps.spam.thresholds });
-    if (decided.unsettled !== null && fallback === 'retry') {
-      throw new ScannerUnavailable(`anti-spoofing unsettled, message ${accepted.messageId} will be filtered again: ${decided.unsettled}`);
+    // Viruses, lists, anti-spoofing, DMARC and the tenant's spam thresholds decide (tenant-policy.ts),
+    // per recipient where the recipients' own lists disagree.
+    const parts = applyTenantPolicyPerRecipient({ accepted, auth: outbound ? null : (auth as AuthOutcome).evidence, tenant, virus, mime, spam: combined, service: this.deps.spam.thresholds });
+    const unsettled = parts.find((p) => p.outcome.unsettled !== null)?.outcome.unsettled ?? null;
+    if (unsettled !== null && fallback === 'retry') {
+      throw new ScannerUnavailable(`anti-spoofing unsettled, message ${accepted.messageId} will be filtered again: ${unsettled}`);
     }
-    const { verdict, spam } = decided;
-    const reasons = decided.reasons;
-    if (decided.unsettled !== null) reasons.push(`spoofing check unsettled: delivered (policy: deliver)`);
-    if (virus.unavailable) reasons.push('virus scan unavailable: delivered unscanned (policy)');
-    let prependHeaders = composePrependHeaders({ accepted: accepted.prependHeaders, authResults: outbound ? null : auth.authResults, verdict, spam: spam.headers }) + decided.headers;
-    if (virus.unavailable) prependHeaders += 'X-Moat-Virus-Status: unscanned\r\n';
-    if (outbound) {
-      // Signed over exactly what the sender transmits (these headers, then the stored message);
-      // the signature goes on top, where a signer puts it (RFC 6376 §5.6). t= is the time Moat
-      // accepted the message, so a redelivered event is signed byte for byte the same way.
-      const outcome = await this.deps.signer.sign({ tenantId: accepted.tenantId, raw, prepended: prependHeaders, mailFrom: accepted.mailFrom, signTime: new Date(accepted.receivedAt) });
-      if (outcome.signed) prependHeaders = `${outcome.field}${prependHeaders}`;
-      reasons.push(outcome.reason);
-      this.deps.log.info({ messageId: accepted.messageId, signed: outcome.signed, reason: outcome.reason }, outcome.signed ? 'outbound message DKIM-signed' : 'outbound message not DKIM-signed');
+    const split = parts.length > 1 ? { parts: parts.map((p) => ({ verdict: p.outcome.verdict, rcptTo: p.rcptTo })) } : null;
+    const preview = parts.some((p) => p.outcome.verdict === 'quarantine') ? await this.sealedPreview(raw, accepted.messageId) : null;
+    const payloads: MessageFilteredPayload[] = [];
+    for (const { rcptTo, outcome: decided } of parts) {
+      const { verdict, spam } = decided;
+      const reasons = [...decided.reasons];
+      if (decided.unsettled !== null) reasons.push(`spoofing check unsettled: delivered (policy: deliver)`);
+      if (virus.unavailable) reasons.push('virus scan unavailable: delivered unscanned (policy)');
+      let prependHeaders = composePrependHeaders({ accepted: accepted.prependHeaders, authResults: outbound ? null : auth.authResults, verdict, spam: spam.headers }) + decided.headers;
+      if (virus.unavailable) prependHeaders += 'X-Moat-Virus-Status: unscanned\r\n';
+      if (outbound) {
+        // Signed over exactly what the sender transmits (these headers, then the stored message);
+        // the signature goes on top, where a signer puts it (RFC 6376 §5.6). t= is the time Moat
+        // accepted the message, so a redelivered event is signed byte for byte the same way.
+        // (Outbound mail is never split: lists judge inbound senders only.)
+        const outcome = await this.deps.signer.sign({ tenantId: accepted.tenantId, raw, prepended: prependHeaders, mailFrom: accepted.mailFrom, signTime: new Date(accepted.receivedAt) });
+        if (outcome.signed) prependHeaders = `${outcome.field}${prependHeaders}`;
+        reasons.push(outcome.reason);
+        this.deps.log.info({ messageId: accepted.messageId, signed: outcome.signed, reason: outcome.reason }, outcome.signed ? 'outbound message DKIM-signed' : 'outbound message not DKIM-signed');
+      }
+      payloads.push({
+        ...accepted,
+        rcptTo,
+        ...(preview && verdict === 'quarantine' ? { preview } : {}),
+        verdict,
+        score: spam.score,
+        reasons,
+        checks: [...auth.checks, virus.check, mime, spam.check, ...scanned.map((s) => s.check), ...decided.checks],
+        authResults: auth.authResults,
+        headers,
+        prependHeaders,
+        ...(split ? { split: { part: verdict, ...split } } : {}),
+      });
     }
-    const preview = verdict === 'quarantine' ? await this.sealedPreview(raw, accepted.messageId) : null;
-    return {
-      ...accepted,
-      ...(preview ? { preview } : {}),
-      verdict,
-      score: spam.score,
-      reasons,
-      checks: [...auth.checks, virus.check, mime, spam.check, ...scanned.map((s) => s.check), ...decided.checks],
-      authResults: auth.authResults,
-      headers,
-      prependHeaders,
-    };
+    return payloads;
   }
 
   /**

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultFilterPolicy, normalizeListValue, type FilterEntryKind, type FilterList, type FilterListEntry, type FilterPolicy } from '@moat/store';
 import type { AuthEvidence } from './auth-checks.js';
 import type { SpamCheckOutcome } from './spam/spam-check.js';
-import { applyTenantPolicy, judgeSpam, tenantThresholds, type PolicyInput } from './tenant-policy.js';
+import { applyTenantPolicy, applyTenantPolicyPerRecipient, judgeSpam, tenantThresholds, type PolicyInput } from './tenant-policy.js';
 
 const service = { quarantine: 5.2, unsure: 4 };
 
@@ -160,5 +160,64 @@ describe('applyTenantPolicy', () => {
     expect(out.verdict).toBe('deliver');
     expect(out.reasons[0]).toContain('lists not applied');
     expect(out.checks).toContainEqual(expect.objectContaining({ check: 'lists', result: 'neutral' }));
+  });
+});
+
+describe('applyTenantPolicyPerRecipient (per-mailbox lists)', () => {
+  const a = 'a@tenant.example';
+  const b = 'b@tenant.example';
+  const c = 'c@tenant.example';
+  const parts = (i: PolicyInput) => applyTenantPolicyPerRecipient(i).map((p) => ({ verdict: p.outcome.verdict, rcptTo: p.rcptTo }));
+
+  it("when one mailbox blocks the sender, then that mailbox's copy is quarantined and the others are delivered", () => {
+    const out = applyTenantPolicyPerRecipient(input({ spam: 1, rcptTo: [a, b, c], entries: [entry('block', 'domain', 'sender.example', b)] }));
+    expect(out.map((p) => ({ verdict: p.outcome.verdict, rcptTo: p.rcptTo }))).toEqual([
+      { verdict: 'deliver', rcptTo: [a, c] },
+      { verdict: 'quarantine', rcptTo: [b] },
+    ]);
+    expect(out[1]!.outcome.reasons[0]).toBe(`policy: blocked by the block list of ${b} (domain sender.example matches the envelope sender)`);
+    expect(out[1]!.outcome.checks).toContainEqual(expect.objectContaining({ check: 'lists', result: 'fail' }));
+    // The delivered part carries no word about b's list.
+    expect(out[0]!.outcome.reasons.join(' ')).not.toContain(b);
+  });
+
+  it("when one mailbox allows a sender whose message is spam, then only that mailbox gets it (tagged); the others' copies are quarantined", () => {
+    const out = applyTenantPolicyPerRecipient(input({ spam: 9, rcptTo: [a, b], entries: [entry('allow', 'address', 'alice@sender.example', a)] }));
+    expect(out.map((p) => ({ verdict: p.outcome.verdict, rcptTo: p.rcptTo }))).toEqual([
+      { verdict: 'deliver', rcptTo: [a] },
+      { verdict: 'quarantine', rcptTo: [b] },
+    ]);
+    expect(out[0]!.outcome.spam.headers.status).toMatch(/^spam /);
+  });
+
+  it('when the groups end the same way, then the message is not split (one part, every recipient)', () => {
+    // b allows, nobody blocks, the message is clean: everyone gets it anyway.
+    expect(parts(input({ spam: 1, rcptTo: [a, b], entries: [entry('allow', 'domain', 'sender.example', b)] }))).toEqual([{ verdict: 'deliver', rcptTo: [a, b] }]);
+    // b blocks, the message is spam: everyone's copy is quarantined.
+    expect(parts(input({ spam: 9, rcptTo: [a, b], entries: [entry('block', 'domain', 'sender.example', b)] }))).toEqual([{ verdict: 'quarantine', rcptTo: [a, b] }]);
+    // A virus is quarantined for all, whatever a mailbox allows.
+    expect(parts(input({ virus: 'Eicar-Signature', rcptTo: [a, b], entries: [entry('allow', 'ip', '198.51.100.0/24', a)] }))).toEqual([{ verdict: 'quarantine', rcptTo: [a, b] }]);
+  });
+
+  it('when blocked, allowed and unlisted recipients all differ, then parts come deliver, quarantine, reject, recipients in the order given', () => {
+    const out = parts(
+      input({
+        spam: 30,
+        policy: { rejectScore: 20 },
+        rcptTo: [c, b, a],
+        entries: [entry('block', 'address', 'alice@sender.example', b), entry('allow', 'domain', 'sender.example', a)],
+      }),
+    );
+    expect(out).toEqual([
+      { verdict: 'deliver', rcptTo: [a] },
+      { verdict: 'quarantine', rcptTo: [b] },
+      { verdict: 'reject', rcptTo: [c] },
+    ]);
+  });
+
+  it('when a tenant-wide entry matches, or there is one recipient, or the mail is outbound, then there is one part', () => {
+    expect(parts(input({ spam: 1, rcptTo: [a, b], entries: [entry('block', 'domain', 'sender.example')] }))).toEqual([{ verdict: 'quarantine', rcptTo: [a, b] }]);
+    expect(parts(input({ spam: 1, rcptTo: [b], entries: [entry('block', 'domain', 'sender.example', b)] }))).toEqual([{ verdict: 'quarantine', rcptTo: [b] }]);
+    expect(parts(input({ direction: 'outbound', auth: null, spam: 1, rcptTo: [a, b], entries: [entry('block', 'domain', 'sender.example', b)] }))).toEqual([{ verdict: 'deliver', rcptTo: [a, b] }]);
   });
 });

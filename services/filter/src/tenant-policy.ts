@@ -1,7 +1,7 @@
 import type { CheckResult, MessageAcceptedPayload, Verdict } from '@moat/contracts';
 import type { FilterPolicy, TenantFilterSettings } from '@moat/store';
 import type { AuthEvidence } from './auth-checks.js';
-import { listDecision, type ListDecision } from './filter-lists.js';
+import { listDecision, recipientFates, type ListDecision } from './filter-lists.js';
 import { foldHeader } from './prepend.js';
 import { dmarcAction, spoofingCheck } from './sender-auth.js';
 import { statusFor, type SpamStatus, type SpamThresholds } from './spam/classify.js';
@@ -31,6 +31,10 @@ import type { VirusCheckOutcome } from './virus-check.js';
  *
  * Lists, anti-spoofing and DMARC are about who sent inbound mail; outbound mail (the tenant's own)
  * gets only the thresholds.
+ *
+ * Per-mailbox lists (applyTenantPolicyPerRecipient): when the recipients' own lists disagree and
+ * that gives them different verdicts, the message is split into one part per verdict; each part
+ * is judged as if its recipients were the message's only ones.
  */
 
 /** The thresholds in force for a tenant: its own, the service's where it set none. */
@@ -176,4 +180,67 @@ export function applyTenantPolicy(input: PolicyInput): PolicyOutcome {
   const headers = tagged && policy.subjectTag && accepted.direction === 'inbound' ? foldHeader('X-Moat-Subject-Tag', policy.subjectTag) : '';
   const unsettled = spoofing?.result === 'temperror' && !trusted && verdict === 'deliver' ? spoofing.reason : null;
   return { verdict, reasons, spam: judged.spam, checks, headers, unsettled };
+}
+
+/** One part of a message: these recipients get this outcome. */
+export interface PolicyPart {
+  rcptTo: string[];
+  outcome: PolicyOutcome;
+}
+
+const partOrder: readonly Verdict[] = ['deliver', 'quarantine', 'reject'];
+
+/** Outcomes with one verdict as one: the first's spam record and headers, every reason and check once. */
+function mergeOutcomes(outcomes: readonly PolicyOutcome[]): PolicyOutcome {
+  const first = outcomes[0]!;
+  const reasons = [...new Set(outcomes.flatMap((o) => o.reasons))];
+  const seen = new Set<string>();
+  const checks = outcomes
+    .flatMap((o) => o.checks)
+    .filter((c) => {
+      const key = `${c.check}\u0000${c.result}\u0000${c.reason}`;
+      return seen.has(key) ? false : (seen.add(key), true);
+    });
+  return { ...first, reasons, checks, unsettled: outcomes.find((o) => o.unsettled !== null)?.unsettled ?? null };
+}
+
+/**
+ * The tenant's policy per recipient (per-mailbox allow and block lists). The recipients are
+ * grouped by what their own lists decide (blocked, allowed, unlisted), each group is judged as if
+ * it were the message's only recipients, and groups with the same verdict form one part. One part
+ * (every recipient the same verdict, the usual case) is the whole-message outcome; several parts
+ * mean the message is split: a mailbox's block list keeps the message from that mailbox only, an
+ * allow list lets it through to that mailbox only, and every other recipient gets what the
+ * message deserves on its own. Parts come in the order deliver, quarantine, reject.
+ */
+export function applyTenantPolicyPerRecipient(input: PolicyInput): PolicyPart[] {
+  const whole = applyTenantPolicy(input);
+  const { accepted, tenant } = input;
+  const inbound = accepted.direction === 'inbound' && input.auth !== null;
+  const single = [{ rcptTo: [...accepted.rcptTo], outcome: whole }];
+  if (!inbound || tenant.settings.entries.length === 0 || accepted.rcptTo.length < 2) return single;
+  const fates = recipientFates(tenant.settings.entries, accepted.rcptTo, { mailFrom: accepted.mailFrom, headerFrom: tenant.headerFrom, clientIp: accepted.client.ip });
+  const byFate = new Map<string, string[]>();
+  for (const f of fates) byFate.set(f.fate, [...(byFate.get(f.fate) ?? []), f.rcpt]);
+  if (byFate.size < 2) return single;
+  const byVerdict = new Map<Verdict, { rcptTo: string[]; outcomes: PolicyOutcome[] }>();
+  for (const rcptTo of byFate.values()) {
+    const outcome = applyTenantPolicy({ ...input, accepted: { ...accepted, rcptTo } });
+    const part = byVerdict.get(outcome.verdict) ?? { rcptTo: [], outcomes: [] };
+    part.rcptTo.push(...rcptTo);
+    part.outcomes.push(outcome);
+    byVerdict.set(outcome.verdict, part);
+  }
+  if (byVerdict.size === 1) {
+    // Every group ends the same way: one message, one verdict, as the lists would have it. The
+    // whole-message outcome says why the lists decided nothing; it is used when it agrees.
+    const [verdict, part] = [...byVerdict][0]!;
+    return whole.verdict === verdict ? single : [{ rcptTo: [...accepted.rcptTo], outcome: mergeOutcomes(part.outcomes) }];
+  }
+  // Recipients keep their order within a part (the order the client gave them).
+  const order = new Map(accepted.rcptTo.map((r, i) => [r, i]));
+  return partOrder.flatMap((verdict) => {
+    const part = byVerdict.get(verdict);
+    return part ? [{ rcptTo: part.rcptTo.sort((a, b) => order.get(a)! - order.get(b)!), outcome: mergeOutcomes(part.outcomes) }] : [];
+  });
 }

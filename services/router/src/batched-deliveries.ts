@@ -3,8 +3,8 @@ import type { Delivery, DeliveryRepository, NewDelivery, ResultApplication } fro
 
 /** What the router's consumers need of the deliveries table (BatchedDeliveries and DeliveryRepository fit). */
 export interface RouterDeliveries {
-  createForMessage(messageId: string, rows: NewDelivery[]): Promise<{ created: boolean; deliveries: Delivery[] }>;
-  forMessage(messageId: string): Promise<Delivery[]>;
+  createForMessage(messageId: string, rows: NewDelivery[], part?: string): Promise<{ created: boolean; deliveries: Delivery[] }>;
+  forMessage(messageId: string, part?: string): Promise<Delivery[]>;
   get(id: string): Promise<Delivery | null>;
   applyResult(id: string, attempt: number, change: ResultApplication): Promise<boolean>;
 }
@@ -27,7 +27,7 @@ export interface BatchedDeliveriesOptions {
  * fails every item of its batch, and each event then comes back as if its own statement failed.
  */
 export class BatchedDeliveries implements RouterDeliveries {
-  private readonly routings: MicroBatcher<{ messageId: string; rows: NewDelivery[] }, { created: boolean; deliveries: Delivery[] }>;
+  private readonly routings: MicroBatcher<{ messageId: string; rows: NewDelivery[]; part?: string }, { created: boolean; deliveries: Delivery[] }>;
   private readonly reads: MicroBatcher<string, Delivery | null>;
   private readonly results: MicroBatcher<{ id: string; attempt: number; change: ResultApplication }, boolean>;
 
@@ -40,15 +40,15 @@ export class BatchedDeliveries implements RouterDeliveries {
     this.results = new MicroBatcher({ maxItems: opts.maxItems, maxDelayMs: 0, write: (items) => this.repo.applyResults(items) });
   }
 
-  createForMessage(messageId: string, rows: NewDelivery[]): Promise<{ created: boolean; deliveries: Delivery[] }> {
+  createForMessage(messageId: string, rows: NewDelivery[], part?: string): Promise<{ created: boolean; deliveries: Delivery[] }> {
     // Checked here so that a wrong item fails alone instead of failing its batch.
     if (rows.some((d) => d.messageId !== messageId)) return Promise.reject(new Error('createForMessage: every row must belong to the message'));
-    return this.routings.add({ messageId, rows });
+    return this.routings.add({ messageId, rows, ...(part === undefined ? {} : { part }) });
   }
 
   /** Only on the rare path of unroutable recipients. */
-  forMessage(messageId: string): Promise<Delivery[]> {
-    return this.repo.forMessage(messageId);
+  forMessage(messageId: string, part?: string): Promise<Delivery[]> {
+    return this.repo.forMessage(messageId, part);
   }
 
   get(id: string): Promise<Delivery | null> {

@@ -1,4 +1,5 @@
 import type { Route } from '@moat/contracts';
+import { uuidFrom } from '@moat/runtime';
 import { normalizeDomain, sortRoutes } from '@moat/store';
 import { unresolvedDestination } from './unresolved.js';
 
@@ -23,6 +24,16 @@ export interface RoutingInput {
   prependHeaders: string;
   /** Bytes on the wire: prepended headers and the stored message. */
   size: number;
+  /**
+   * The part of a split message these recipients are (message.filtered `split.part`); absent for
+   * a whole message. Deliveries, their ids and the routing decision are per part.
+   */
+  part?: string;
+}
+
+/** A delivery's id: one per message (or part of a split message) and destination, so a redelivered or released event creates nothing twice. */
+export function deliveryIdFor(messageId: string, destination: string, part?: string): string {
+  return part === undefined ? uuidFrom(messageId, destination) : uuidFrom(messageId, destination, 'part', part);
 }
 
 export interface Unrouted {

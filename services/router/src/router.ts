@@ -2,7 +2,7 @@ import { routingKeys, type AnyEvent, type DeliveryResultPayload, type MessageFil
 import { uuidFrom, type Broker, type Logger } from '@moat/runtime';
 import type { Delivery, MessageStore, NewDelivery } from '@moat/store';
 import type { RouterDeliveries } from './batched-deliveries.js';
-import { groupByDestination, recipientDomain, routeSourceFor, type RoutingInput, type Unrouted } from './destinations.js';
+import { deliveryIdFor, groupByDestination, recipientDomain, routeSourceFor, type RoutingInput, type Unrouted } from './destinations.js';
 import { DsnIssuer } from './dsn-issuer.js';
 import type { MailRoutes } from './mx.js';
 import { fateEvents, noticeFor } from './notices.js';
@@ -109,6 +109,11 @@ export class DeliveryRouter {
       rcptTo: p.rcptTo,
       prependHeaders: p.prependHeaders,
       size: Buffer.byteLength(p.prependHeaders) + p.size,
+      // A split message's delivered part routes as the whole message would (its ids, its "routed
+      // already?" key): if the tenant's lists changed between a first pass that delivered the whole
+      // message and a redelivery that splits it, nothing is delivered twice. Any other part (a
+      // released quarantine part) is routed under its own key.
+      ...(p.split && p.split.part !== 'deliver' ? { part: p.split.part } : {}),
     });
   }
 
@@ -170,13 +175,13 @@ export class DeliveryRouter {
       // rows exist, a redelivered event is not routed again and could not publish them any more.
       // And only while no rows exist: a redelivery after a route change must not fail a
       // recipient that the first pass routed. (Rare, so this path keeps its extra SELECT.)
-      const existing = await this.opts.deliveries.forMessage(p.messageId);
+      const existing = await this.opts.deliveries.forMessage(p.messageId, p.part ?? '');
       if (existing.length > 0) return existing;
       await this.publishUnrouted(p, unrouted);
     }
     if (groups.length === 0) return [];
     const rows: NewDelivery[] = groups.map((g) => ({
-      id: uuidFrom(p.messageId, g.destination),
+      id: deliveryIdFor(p.messageId, g.destination, p.part),
       messageId: p.messageId,
       tenantId: p.tenantId,
       receivedAt: p.receivedAt,
@@ -188,7 +193,7 @@ export class DeliveryRouter {
       prependHeaders: p.prependHeaders,
       size: p.size,
     }));
-    const { deliveries } = await this.opts.deliveries.createForMessage(p.messageId, rows);
+    const { deliveries } = await this.opts.deliveries.createForMessage(p.messageId, rows, p.part);
     return deliveries;
   }
 
@@ -196,7 +201,8 @@ export class DeliveryRouter {
     const byReason = new Map<string, string[]>();
     for (const u of unrouted) byReason.set(u.reason, [...(byReason.get(u.reason) ?? []), u.rcpt]);
     for (const [reason, rcpts] of byReason) {
-      await this.publishTrackingEvent(uuidFrom(p.messageId, 'router', 'unrouted', reason), p.messageId, p.tenantId, 'failed', rcpts, { reason });
+      const id = p.part === undefined ? uuidFrom(p.messageId, 'router', 'unrouted', reason) : uuidFrom(p.messageId, 'router', 'unrouted', reason, p.part);
+      await this.publishTrackingEvent(id, p.messageId, p.tenantId, 'failed', rcpts, { reason });
     }
   }
 

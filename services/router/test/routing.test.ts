@@ -162,6 +162,32 @@ describe('routing', () => {
     expect(h.events.filter((e) => e.type === 'delivery.requested' && e.payload.messageId === fed.messageId)).toHaveLength(1);
   });
 
+  it('when a message is split (one part delivered, one quarantined and later released twice), then each part is routed once under its own key', async () => {
+    const s = await customer();
+    const d = `split${uniq()}.example`;
+    const tenantId = await h.protect(d, [{ host: '127.0.0.1', port: s.port, priority: 10 }]);
+    const [u, v] = [`u@${d}`, `v@${d}`];
+    const parts = [
+      { verdict: 'deliver' as const, rcptTo: [u] },
+      { verdict: 'quarantine' as const, rcptTo: [v] },
+    ];
+    const fed = await h.feed({ tenantId, rcpts: [u] });
+    if (fed.event.type !== 'message.filtered') throw new Error('fed a message.filtered');
+    const base = fed.event.payload;
+    // The delivered part, as the filter publishes it (the feed above was the whole message: republished as the part, nothing more goes out).
+    await h.broker.publish('message.filtered', h.broker.envelope('message.filtered', { ...base, split: { part: 'deliver', parts } }));
+    await h.broker.publish('message.filtered', h.broker.envelope('message.filtered', { ...base, rcptTo: [v], verdict: 'quarantine', split: { part: 'quarantine', parts } }));
+    await eventually(() => h.trackingFor(fed.messageId).some((e) => e.kind === 'quarantined' && e.rcpt.join() === v));
+    await eventually(() => s.transactions.length === 1);
+    const released = h.broker.envelope('message.filtered', { ...base, rcptTo: [v], verdict: 'deliver', split: { part: 'quarantine', parts }, release: { by: 'test', at: new Date().toISOString() } });
+    await h.broker.publish('message.filtered', released);
+    await h.broker.publish('message.filtered', { ...released, id: randomUUID() });
+    await eventually(() => s.transactions.length === 2);
+    await sleep(1_000);
+    expect(s.transactions.map((x) => x.rcptTo)).toEqual([[u], [v]]);
+    expect(await h.deliveries.forMessage(fed.messageId)).toHaveLength(2);
+  });
+
   it('when a recipient domain is no longer protected, then that recipient gets a final failed event and the others are delivered', async () => {
     const s = await customer();
     const d = `kept${uniq()}.example`;

@@ -148,7 +148,7 @@ export function filterPolicyRoutes(repos: GatewayRepositories): RouteDef[] {
       operationId: 'createFilterListEntry',
       summary: 'Add an allow or block list entry, tenant-wide or for one mailbox',
       description:
-        'Matched against the envelope sender, the From header address(es) (address and domain entries; a domain matches its subdomains) and the client IP (ip entries). A block entry wins over an allow entry. A mailbox entry decides a message only when every recipient of it gets the same decision (README: Tenant filter policy). 409 when the same entry exists.',
+        'Matched against the envelope sender, the From header address(es) (address and domain entries; a domain matches its subdomains) and the client IP (ip entries). A block entry wins over an allow entry. A mailbox entry decides for that recipient only: when the recipients of one message end differently, the message is split (README: Tenant filter policy), e.g. delivered to the others and quarantined for the mailbox that blocks the sender. 409 when the same entry exists.',
       tag: 'filter-policy',
       params: tenantParams,
       body: FilterListEntryCreate,
