@@ -85,9 +85,11 @@ export const messageFilteredPayload = messageAcceptedPayload.extend({
    * Set when the recipients' own allow and block lists (per-mailbox lists) gave them different
    * verdicts: the message is split into one event per verdict, each with only its recipients in
    * `rcptTo`. `part` names this event's part (its verdict when filtered; a release keeps it);
-   * `parts` lists every part's recipients, the same on each event. The router keys a part's
-   * deliveries, tracking events and DSN by `part`, so the parts of one message never collide and
-   * a released quarantine part is delivered once. Absent: every recipient has `verdict`.
+   * `parts` lists every part's recipients, the same on each event. The router routes a released
+   * quarantine part under its own key (the delivered part is keyed as the whole message), so the
+   * parts of one message never collide and each is delivered once. At most one part per verdict,
+   * so the router's verdict-keyed tracking events and rejection DSN stay one per message. Absent:
+   * every recipient has `verdict`.
    */
   split: z
     .object({
